@@ -1,0 +1,31 @@
+# Two commands do everything: `make demo` and `make test`. Both create .venv from the pinned
+# requirements when it is missing or stale (the stamp name carries a hash of the files).
+PYTHON ?= python3.11
+VENV := .venv
+VPY := $(VENV)/bin/python
+REQ_FILES := requirements/runtime.txt requirements/tests.txt setup.py
+REQ_HASH := $(shell cat $(REQ_FILES) | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+
+.PHONY: venv test lint demo clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): $(REQ_FILES)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mmrepmlp tools tests configs benchmarks setup.py
+
+test: lint
+	$(VPY) -m pytest tests -q
+
+demo: $(STAMP)
+	$(VPY) tools/quick_start.py
+
+clean-venv:
+	rm -rf $(VENV)

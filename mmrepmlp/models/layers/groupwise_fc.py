@@ -1,0 +1,65 @@
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FC_IMPLS = ('matmul', 'conv')
+
+
+class GroupwiseFC(nn.Module):
+    """A fully-connected layer split into ``groups`` independent groups.
+
+    Equal to a grouped 1x1 conv on ``(N, in_features, 1, 1)`` (the official RepMLP form,
+    ``impl='conv'``), but computed by default as one batched matmul (``impl='matmul'``), which
+    is much faster on CPU for RepMLP's shapes. The weight has the grouped-conv layout
+    ``(out_features, in_features // groups)`` either way, so checkpoints are interchangeable.
+
+    Args:
+        in_features (int): input features, divisible by ``groups``.
+        out_features (int): output features, divisible by ``groups``.
+        groups (int): number of groups. Defaults to 1.
+        bias (bool): add a learnable bias. Defaults to True.
+        impl (str): ``'matmul'`` or ``'conv'`` (the reference path). Defaults to 'matmul'.
+    """
+
+    def __init__(self, in_features, out_features, groups=1, bias=True, impl='matmul',
+                 device=None, dtype=None):
+        super().__init__()
+        if in_features % groups or out_features % groups:
+            raise ValueError(f'GroupwiseFC: in_features={in_features} and out_features='
+                             f'{out_features} must both be divisible by groups={groups}')
+        if impl not in FC_IMPLS:
+            raise ValueError(f'GroupwiseFC: impl must be one of {FC_IMPLS}, got {impl!r}')
+        self.in_features, self.out_features = in_features, out_features
+        self.groups, self.impl = groups, impl
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features // groups, **factory))
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # The same initialization as the equivalent grouped 1x1 conv.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.weight.shape[1])
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        """``x``: ``(N, in_features)`` -> ``(N, out_features)``."""
+        if self.groups == 1:
+            return F.linear(x, self.weight, self.bias)
+        if self.impl == 'conv':
+            out = F.conv2d(x.reshape(*x.shape, 1, 1), self.weight.unsqueeze(-1).unsqueeze(-1),
+                           self.bias, groups=self.groups)
+            return out.reshape(x.shape[0], self.out_features)
+        g = self.groups
+        weight = self.weight.reshape(g, self.out_features // g, self.in_features // g)
+        # (g, N, in/g) @ (g, in/g, out/g) -> (g, N, out/g)
+        out = torch.bmm(x.reshape(x.shape[0], g, -1).transpose(0, 1), weight.transpose(1, 2))
+        out = out.transpose(0, 1).reshape(x.shape[0], self.out_features)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self):
+        return (f'in_features={self.in_features}, out_features={self.out_features}, '
+                f'groups={self.groups}, bias={self.bias is not None}, impl={self.impl!r}')

@@ -1,0 +1,11 @@
+"""RepMLP's structural re-parameterization: the math and the model-level conversion.
+
+``python -m mmrepmlp.reparam`` runs an equivalence demo.
+"""
+from .convert import repmlp_model_convert, reparameterize_model
+from .functional import absorb_bn_into_fc, conv_to_fc, fuse_bn, fuse_conv_bn, pad_kernel
+
+__all__ = [
+    'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'absorb_bn_into_fc',
+    'reparameterize_model', 'repmlp_model_convert'
+]
