@@ -1,0 +1,272 @@
+"""Convert a training-time checkpoint to its deploy form, verify it, and save it with its config.
+
+Works for any task (classifier, segmentor, face model): every re-parameterizable module of the
+model is converted by :func:`mmrepmlp.reparam.reparameterize_model`, the task heads are kept.
+The deploy config is the training config with ``deploy=True`` on every module config whose
+class is re-parameterizable; the verification rebuilds the model from that config, loads the
+converted weights strictly and compares its output with the training-time model's, so what is
+saved is known to load with ``tools/test.py`` and ``mmpretrain.get_model``.
+"""
+import copy
+import inspect
+import os
+import os.path as osp
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+
+from ..reparam import reparameterize_model
+from ..utils import atomic_torch_save
+from .build import (
+    build_model,
+    describe_exception,
+    forward_raw,
+    input_shape,
+    load_config,
+    load_weights,
+    output_tensors,
+    read_checkpoint,
+    state_dict_mismatch,
+)
+from .errors import ToolError
+from .files import check_not_overwriting, write_text_atomically
+
+DEFAULT_TOLERANCE = 1e-4
+VERIFY_BATCH = 2
+
+
+@dataclass
+class DeployResult:
+    """What :func:`convert_checkpoint` did.
+
+    ``already_deployed`` is True when the checkpoint was in deploy form already; then nothing
+    was converted or written and the paths are None.
+    """
+    checkpoint: Optional[str] = None
+    config: Optional[str] = None
+    converted: List[str] = field(default_factory=list)
+    max_abs_diff: Optional[float] = None
+    max_rel_diff: Optional[float] = None
+    already_deployed: bool = False
+
+
+def default_output_paths(config_path, checkpoint_path, out=None):
+    """``(deploy checkpoint, deploy config)``: ``<ckpt>_deploy.pth`` unless ``out`` is given,
+    and ``<config name>_deploy.py`` next to it."""
+    if out is None:
+        out = osp.splitext(checkpoint_path)[0] + '_deploy.pth'
+    config_name = osp.splitext(osp.basename(config_path))[0] + '_deploy.py'
+    return out, osp.join(osp.dirname(osp.abspath(out)), config_name)
+
+
+def _registered_class(type_):
+    """The class a module config's ``type`` names, in the current default scope."""
+    from mmengine.registry import MODELS
+
+    if inspect.isclass(type_):
+        return type_
+    try:
+        with MODELS.switch_scope_and_registry(None) as registry:
+            return registry.get(type_)
+    except Exception:  # an unknown scope prefix raises instead of returning None
+        return None
+
+
+def _is_reparameterizable(cls):
+    if cls is None or not callable(getattr(cls, 'switch_to_deploy', None)):
+        return False
+    try:
+        return 'deploy' in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _set_deploy_flags(node, path, flagged):
+    if isinstance(node, dict):
+        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
+            node['deploy'] = True
+            flagged.append(path)
+        for key, value in node.items():
+            _set_deploy_flags(value, f'{path}.{key}', flagged)
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            _set_deploy_flags(item, f'{path}[{index}]', flagged)
+
+
+def make_deploy_config(cfg):
+    """A copy of ``cfg`` with ``deploy=True`` on every re-parameterizable module config.
+
+    Call it after :func:`~mmrepmlp.apis.build.build_model` (which sets the registry scope).
+
+    Returns:
+        tuple[Config, list[str]]: the deploy config and the paths of the flagged entries,
+        e.g. ``['model.backbone']``.
+    """
+    deploy_cfg = copy.deepcopy(cfg)
+    flagged = []
+    _set_deploy_flags(deploy_cfg.model, 'model', flagged)
+    return deploy_cfg, flagged
+
+
+@contextmanager
+def _reporting_conversions(model, on_converted):
+    """Call ``on_converted(name, module)`` after each ``switch_to_deploy`` that changed its
+    module without converting a reported module inside it (so a container such as a residual
+    block or the backbone, which converts its children, is not reported again), however
+    :func:`reparameterize_model` reaches the modules."""
+    reported = []
+    wrapped = []
+
+    def reporting(name, module, switch):
+        def switch_and_report():
+            keys, reported_before = module.state_dict().keys(), len(reported)
+            switch()
+            if module.state_dict().keys() != keys and len(reported) == reported_before:
+                reported.append(name)
+                on_converted(name or 'model', module)
+        return switch_and_report
+
+    for name, module in model.named_modules():
+        switch = getattr(module, 'switch_to_deploy', None)
+        if callable(switch):
+            # An instance attribute shadows the method until it is deleted below.
+            module.switch_to_deploy = reporting(name, module, switch)
+            wrapped.append(module)
+    try:
+        yield
+    finally:
+        for module in wrapped:
+            del module.switch_to_deploy
+
+
+def convert_model(model, log=print):
+    """Convert every re-parameterizable module of ``model`` in place, a log line per module.
+
+    Returns:
+        list[str]: the names of the converted modules (empty when nothing was left to convert).
+    """
+    converted = []
+
+    def on_converted(name, module):
+        converted.append(name)
+        log(f'converted {name} ({type(module).__name__}) [{len(converted)}]')
+
+    with _reporting_conversions(model, on_converted):
+        reparameterize_model(model)
+    return converted
+
+
+def compare_outputs(reference, outputs):
+    """Max absolute difference, and the same relative to the largest reference magnitude."""
+    pairs = list(zip(reference, outputs))
+    if len(reference) != len(outputs) or any(r.shape != o.shape for r, o in pairs):
+        raise ToolError('the deploy model returns outputs of other shapes than the training '
+                        'model; check the deploy config')
+    max_abs = max((r.double() - o.double()).abs().max().item() for r, o in pairs)
+    scale = max(r.double().abs().max().item() for r in reference)
+    return max_abs, max_abs / max(scale, torch.finfo(torch.float64).tiny)
+
+
+def _raw_outputs(model, inputs):
+    try:
+        with torch.no_grad():
+            return output_tensors(forward_raw(model, inputs))
+    except Exception as exc:
+        raise ToolError(f'the model fails on a random batch {tuple(inputs.shape)} '
+                        f'({describe_exception(exc)}); pass --shape H W with its input '
+                        'size') from exc
+
+
+def _rebuild_deploy_model(deploy_cfg, deploy_state):
+    """The model of the deploy config with the converted weights, loaded strictly."""
+    deploy_model = build_model(deploy_cfg)
+    mismatch = state_dict_mismatch(deploy_model, deploy_state)
+    if mismatch:
+        raise ToolError(f'the deploy config does not rebuild the converted model ({mismatch}); '
+                        'every re-parameterizable module needs a `deploy` argument')
+    deploy_model.load_state_dict(deploy_state)
+    return deploy_model
+
+
+def _save(checkpoint, state_dict, deploy_cfg, out_checkpoint, out_config):
+    meta = dict(checkpoint.get('meta') or {})
+    # MMEngine checkpoints embed their config; the deploy one must describe the deploy model.
+    meta.update(cfg=deploy_cfg.pretty_text, deploy=True)
+    os.makedirs(osp.dirname(osp.abspath(out_checkpoint)), exist_ok=True)
+    write_text_atomically(deploy_cfg.pretty_text, out_config)
+    try:
+        atomic_torch_save({'meta': meta, 'state_dict': state_dict}, out_checkpoint)
+    except BaseException:
+        os.remove(out_config)
+        raise
+
+
+def _already_deployed(checkpoint, state_dict, train_model, deploy_cfg):
+    """True when the checkpoint fits the deploy model rather than the training one."""
+    if (checkpoint.get('meta') or {}).get('deploy'):
+        return True
+    if state_dict_mismatch(train_model, state_dict) is None:
+        return False
+    return state_dict_mismatch(build_model(deploy_cfg), state_dict) is None
+
+
+def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
+                       tolerance=DEFAULT_TOLERANCE, shape=None, log=print):
+    """Convert a training-time checkpoint and write the deploy checkpoint and config.
+
+    Args:
+        config_path (str): the training config.
+        checkpoint_path (str): a checkpoint of that config.
+        out (str, optional): the deploy checkpoint; defaults to ``<checkpoint>_deploy.pth``.
+            The deploy config ``<config name>_deploy.py`` goes next to it.
+        verify (bool): compare the outputs of both forms on a random batch.
+        tolerance (float): the largest accepted difference relative to the largest output.
+        shape (tuple[int, int], optional): the ``(H, W)`` of the verification batch; by default
+            the config's input size.
+        log (Callable[[str], None]): where progress lines go.
+
+    Returns:
+        DeployResult: what was written and the measured difference.
+
+    Raises:
+        ToolError: bad input, or outputs differ beyond ``tolerance``; nothing is written then.
+    """
+    out_checkpoint, out_config = default_output_paths(config_path, checkpoint_path, out)
+    check_not_overwriting((out_checkpoint, out_config), (checkpoint_path, config_path))
+    cfg = load_config(config_path)
+    model = build_model(cfg)
+    deploy_cfg, flagged = make_deploy_config(cfg)
+    checkpoint, state_dict = read_checkpoint(checkpoint_path)
+    if _already_deployed(checkpoint, state_dict, model, deploy_cfg):
+        log(f'{checkpoint_path} is already in deploy form: nothing converted or written')
+        return DeployResult(already_deployed=True)
+    load_weights(model, state_dict, checkpoint_path, config_path)
+
+    if verify:
+        inputs = torch.randn(VERIFY_BATCH, *input_shape(cfg, shape),
+                             generator=torch.Generator().manual_seed(0))
+        reference = _raw_outputs(model, inputs)
+    converted = convert_model(model, log)
+    if not converted:
+        raise ToolError(f'the model of {config_path} has no re-parameterizable module in '
+                        'training form; there is nothing to convert')
+    log(f'converted {len(converted)} modules; deploy flags set on: {", ".join(flagged)}')
+    deploy_state = model.state_dict()
+    deploy_model = _rebuild_deploy_model(deploy_cfg, deploy_state)
+
+    result = DeployResult(out_checkpoint, out_config, converted)
+    if verify:
+        result.max_abs_diff, result.max_rel_diff = compare_outputs(
+            reference, _raw_outputs(deploy_model, inputs))
+        log(f'verify on a random batch {tuple(inputs.shape)}: max abs difference '
+            f'{result.max_abs_diff:.3e}, max relative difference {result.max_rel_diff:.3e} '
+            f'(tolerance {tolerance:g})')
+        if result.max_rel_diff > tolerance:
+            raise ToolError(f'deploy outputs differ from training outputs by '
+                            f'{result.max_rel_diff:.3e} relative (> {tolerance:g}); nothing '
+                            'written')
+    _save(checkpoint, deploy_state, deploy_cfg, out_checkpoint, out_config)
+    log(f'saved {out_checkpoint} and {out_config}')
+    return result

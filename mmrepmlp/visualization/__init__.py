@@ -1,0 +1,13 @@
+"""Plots of RepMLP's weights (the paper's Fig. 5)."""
+from .fc3 import (
+    centre_point,
+    fc3_point_weights,
+    find_repmlp_block,
+    largest_local_kernel,
+    plot_fc3_point_weights,
+)
+
+__all__ = [
+    'centre_point', 'find_repmlp_block', 'fc3_point_weights', 'largest_local_kernel',
+    'plot_fc3_point_weights'
+]

@@ -1,0 +1,131 @@
+"""Config preparation of tools/train.py and tools/test.py (mmrepmlp.apis.runner)."""
+import os.path as osp
+from argparse import Namespace
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmrepmlp.apis import ToolError, fit_config_to_device, prepare_test_config
+from mmrepmlp.apis import prepare_train_config as prepare_train
+
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'configs')
+CLS_CONFIG = osp.join(CONFIGS, 'tiny_repmlp_resnet.py')
+SEG_CONFIG = osp.join(CONFIGS, 'tiny_repmlp_pspnet.py')
+
+
+def train_args(config=CLS_CONFIG, **overrides):
+    args = dict(config=config, work_dir=None, resume=None, amp=False, no_validate=False,
+                auto_scale_lr=False, no_pin_memory=False, no_persistent_workers=False,
+                cfg_options=None, launcher='none')
+    return Namespace(**{**args, **overrides})
+
+
+def eval_args(config=CLS_CONFIG, **overrides):
+    args = dict(config=config, checkpoint=config, work_dir=None, out=None, out_item=None,
+                cfg_options=None, amp=False, show_dir=None, show=False, interval=1,
+                wait_time=2, no_pin_memory=False, tta=False, launcher='none')
+    return Namespace(**{**args, **overrides})
+
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+
+
+@pytest.fixture
+def with_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+
+
+def norm_types(node):
+    """The ``type`` of every ``norm_cfg`` in a nested config."""
+    if isinstance(node, dict):
+        own = [node['norm_cfg']['type']] if 'norm_cfg' in node else []
+        return own + [t for value in node.values() for t in norm_types(value)]
+    if isinstance(node, (list, tuple)):
+        return [t for item in node for t in norm_types(item)]
+    return []
+
+
+def test_without_cuda_syncbn_becomes_bn_and_gloo_is_used(no_cuda):
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.sync_bn = 'torch'
+
+    fit_config_to_device(cfg)
+
+    assert norm_types(cfg.model) == ['BN'] * 3  # backbone and two heads
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert 'sync_bn' not in cfg
+
+
+def test_with_cuda_the_config_is_kept(with_cuda):
+    cfg = Config.fromfile(SEG_CONFIG)
+
+    fit_config_to_device(cfg, amp=True)
+
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+
+
+def test_amp_without_cuda_is_an_error(no_cuda):
+    with pytest.raises(ToolError, match='--amp needs a CUDA GPU'):
+        prepare_train(Config.fromfile(CLS_CONFIG), train_args(amp=True))
+
+
+def test_train_defaults_and_options(no_cuda):
+    cfg = prepare_train(Config.fromfile(CLS_CONFIG), train_args(
+        resume='auto', no_validate=True, cfg_options={'train_cfg.max_iters': 7}))
+
+    assert cfg.work_dir == osp.join('./work_dirs', 'tiny_repmlp_resnet')
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.val_evaluator is None
+    assert cfg.train_cfg.max_iters == 7
+    loader = cfg.train_dataloader
+    # no CUDA: nothing to pin; no workers: nothing to keep alive
+    assert loader.pin_memory is False and loader.persistent_workers is False
+    assert loader.collate_fn == dict(type='default_collate')
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+
+
+def test_resume_from_a_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ToolError, match='no such checkpoint'):
+        prepare_train(Config.fromfile(CLS_CONFIG), train_args(resume=str(tmp_path / 'x.pth')))
+
+
+def test_auto_scale_lr_needs_a_base_batch_size():
+    cfg = Config.fromfile(CLS_CONFIG)
+    assert prepare_train(cfg, train_args(auto_scale_lr=True)).auto_scale_lr.enable is True
+
+    cfg = Config.fromfile(CLS_CONFIG)
+    cfg.pop('auto_scale_lr')
+    with pytest.raises(ToolError, match='base_batch_size'):
+        prepare_train(cfg, train_args(auto_scale_lr=True))
+
+
+def test_mmseg_configs_keep_their_collate_and_get_mmseg_out_and_show(tmp_path):
+    cfg = prepare_test_config(Config.fromfile(SEG_CONFIG), eval_args(
+        SEG_CONFIG, out=str(tmp_path / 'maps'), show_dir=str(tmp_path / 'shows')))
+
+    assert 'collate_fn' not in cfg.test_dataloader
+    assert cfg.test_evaluator.output_dir == str(tmp_path / 'maps')
+    assert cfg.default_hooks.visualization.draw is True
+    assert cfg.visualizer.save_dir == str(tmp_path / 'shows')
+    assert cfg.load_from == SEG_CONFIG
+
+
+def test_classifier_show_dir_and_flip_tta(tmp_path):
+    cfg = prepare_test_config(Config.fromfile(CLS_CONFIG), eval_args(
+        show_dir=str(tmp_path), tta=True))
+
+    hook = cfg.default_hooks.visualization
+    assert hook.enable is True and hook.out_dir == str(tmp_path)
+    assert cfg.model.type == 'mmpretrain.AverageClsScoreTTA'
+    assert cfg.model.module.backbone.type == 'RepMLPResNet'
+    assert cfg.test_dataloader.dataset.pipeline[-1].type == 'TestTimeAug'
+
+
+def test_out_item_needs_out():
+    with pytest.raises(ToolError, match='--out-item needs --out'):
+        prepare_test_config(Config.fromfile(CLS_CONFIG), eval_args(out_item='metrics'))

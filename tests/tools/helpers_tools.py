@@ -1,0 +1,103 @@
+"""Shared by the tool tests: a tiny ImageNet-layout data set, configs that use it, and running
+the command-line tools in subprocesses."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+TESTS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(TESTS_DIR)
+TINY_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_resnet.py')
+TINY_SEG_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_pspnet.py')
+NUM_CLASSES, IMAGES_PER_CLASS, IMAGE_SIZE = 3, 4, 64
+
+
+def make_image_folders(root):
+    """``root/class_k/img_i.png``: random 64x64 images, each class tinted by one channel."""
+    rng = np.random.default_rng(0)
+    for label in range(NUM_CLASSES):
+        folder = osp.join(root, f'class_{label}')
+        os.makedirs(folder, exist_ok=True)
+        for index in range(IMAGES_PER_CLASS):
+            image = rng.integers(0, 156, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+            image[..., label] += 100
+            Image.fromarray(image).save(osp.join(folder, f'img_{index}.png'))
+    return root
+
+
+def make_segmentation_folders(root, num_images=4):
+    """``root/img/k.png`` random 64x64 images and ``root/ann/k.png`` maps of 4 classes (bands)."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4, dtype=np.uint8), IMAGE_SIZE // 4)[:, None]
+    labels = np.broadcast_to(labels, (IMAGE_SIZE, IMAGE_SIZE))
+    for folder in ('img', 'ann'):
+        os.makedirs(osp.join(root, folder), exist_ok=True)
+    for index in range(num_images):
+        image = rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+        Image.fromarray(image).save(osp.join(root, 'img', f'{index}.png'))
+        Image.fromarray(np.ascontiguousarray(labels)).save(osp.join(root, 'ann', f'{index}.png'))
+    return root
+
+
+def write_config(path, data_root, base=TINY_CONFIG, extra=''):
+    """A config inheriting ``base`` whose dataloaders read ``data_root``; ``extra`` is
+    appended as config code."""
+    lines = [f'_base_ = [{base!r}]']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        lines.append(f'{loader} = dict(dataset=dict(data_root={str(data_root)!r}))')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n' + extra)
+    return str(path)
+
+
+def probe_config(path, data_root, dump_dir, kill_at_iter=None):
+    """A tiny config whose runs dump their state (and maybe die) through probe_hooks."""
+    hooks = [f'dict(type="DumpTrainStateHook", out_dir={str(dump_dir)!r})']
+    if kill_at_iter is not None:
+        hooks.append(f'dict(type="KillAfterIterHook", at_iter={kill_at_iter})')
+    extra = ("custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], "
+             'allow_failed_imports=False)\n'
+             f'custom_hooks = [{", ".join(hooks)}]\n')
+    return write_config(path, data_root, extra=extra)
+
+
+def tool_env():
+    """One thread per process (the CI machine has 2 cores), the checkout and the probe hooks
+    importable, the venv's python first on PATH for the shell launchers."""
+    env = dict(os.environ)
+    env['OMP_NUM_THREADS'] = '1'
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO_ROOT, osp.dirname(osp.abspath(__file__)), env.get('PYTHONPATH', '')])
+    env['PYTHON'] = sys.executable
+    return env
+
+
+def run_tool(args, cwd, env=None):
+    """Run ``tools/<args[0]>`` (python or shell) with ``args[1:]``; return the CompletedProcess."""
+    script = osp.join(REPO_ROOT, 'tools', args[0])
+    command = ['bash', script] if script.endswith('.sh') else [sys.executable, script]
+    return subprocess.run(command + [str(a) for a in args[1:]], cwd=cwd, env=env or tool_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def load_tool(relative_path):
+    """Import ``tools/<relative_path>`` as a module, to call its ``main(argv)`` in-process."""
+    import importlib.util
+
+    path = osp.join(REPO_ROOT, 'tools', relative_path)
+    name = 'tool_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -1,0 +1,52 @@
+"""Hooks the tool tests add to training runs (through a config's custom_imports) to observe
+what happens inside the processes."""
+import os
+import os.path as osp
+import signal
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+def _model(runner):
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
+@HOOKS.register_module()
+class DumpTrainStateHook(Hook):
+    """Save each rank's iteration, weights and optimizer state when training starts (after a
+    resume has loaded them) and when it ends, to ``{out_dir}/{before,after}_train_rank{r}.pth``.
+    """
+    priority = 'LOWEST'
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def _dump(self, runner, when):
+        state = dict(iter=runner.iter, state_dict=_model(runner).state_dict(),
+                     optimizer=runner.optim_wrapper.state_dict())
+        os.makedirs(self.out_dir, exist_ok=True)
+        torch.save(state, osp.join(self.out_dir, f'{when}_train_rank{get_rank()}.pth'))
+
+    def before_train(self, runner):
+        self._dump(runner, 'before')
+
+    def after_train(self, runner):
+        self._dump(runner, 'after')
+
+
+@HOOKS.register_module()
+class KillAfterIterHook(Hook):
+    """SIGKILL the process right after iteration ``at_iter`` (1-based) and its checkpoint:
+    the lowest priority runs after CheckpointHook."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)

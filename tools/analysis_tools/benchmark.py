@@ -1,0 +1,52 @@
+"""Inference speed (images/s and latency) of a model, or of two models side by side.
+
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--deploy] [--batch N]
+        [--vs CONFIG2 [--vs-deploy]] [--rounds R] [--warmup W] [--shape H W]
+        [--device cpu|cuda]
+
+With --vs both models run in interleaved rounds and a ratio line compares them. --deploy
+converts the first model, --vs-deploy the second: ``CONFIG --deploy --vs CONFIG`` compares the
+deploy form with the training form.
+"""
+import argparse
+import sys
+
+import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.apis import ModelSpec, ToolError, benchmark_models
+from mmrepmlp.apis.benchmark import format_results
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Measure inference speed.')
+    parser.add_argument('config', help='the model config')
+    parser.add_argument('checkpoint', nargs='?', help='weights (optional; random otherwise)')
+    parser.add_argument('--deploy', action='store_true',
+                        help='convert re-parameterizable modules to the deploy form first')
+    parser.add_argument('--vs', metavar='CONFIG2', help='a second model to compare with')
+    parser.add_argument('--vs-deploy', action='store_true',
+                        help='convert the --vs model to the deploy form first')
+    parser.add_argument('--batch', type=int, default=1, help='images per forward pass')
+    parser.add_argument('--rounds', type=int, default=10, help='timed rounds (median)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="input size (default: each config's own)")
+    parser.add_argument('--device', choices=['cpu', 'cuda'],
+                        help='where to run (default: cuda when available)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    specs = [ModelSpec(args.config, args.checkpoint, args.deploy)]
+    if args.vs:
+        specs.append(ModelSpec(args.vs, deploy=args.vs_deploy))
+    try:
+        results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds,
+                                   args.device)
+    except ToolError as error:
+        sys.exit(f'error: {error}')
+    print(format_results(results))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,65 @@
+"""Test (and evaluate) a checkpoint with MMEngine's Runner (MMPretrain's arguments).
+
+Works for MMPretrain and MMSegmentation configs, training-time and deploy configs alike, on
+GPUs and on CPUs. For MMSeg configs ``--out`` is a directory of predicted maps, as in
+MMSegmentation's own tool.
+
+Example::
+
+    python tools/test.py configs/repmlp_res50_g8_in1k.py ckpt.pth --out metrics.json \\
+        --out-item metrics
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.apis import ToolError, load_config, prepare_test_config, run_test
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model.')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory for the metrics file and logs')
+    parser.add_argument('--out', help='the file to write the predictions or metrics to')
+    parser.add_argument('--out-item', choices=['metrics', 'pred'],
+                        help='what --out holds (default: predictions)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
+    parser.add_argument('--amp', action='store_true',
+                        help='test in mixed precision (needs a CUDA GPU)')
+    parser.add_argument('--show-dir', help='save the visualized predictions here')
+    parser.add_argument('--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument('--interval', type=int, default=1, help='visualize every N samples')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each --show window stays')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in the dataloader')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help="test-time augmentation: the config's tta_model and tta_pipeline, or (for "
+        'classifiers without them) flip TTA averaging the scores')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = prepare_test_config(load_config(args.config), args)
+    except ToolError as error:
+        sys.exit(f'error: {error}')
+    run_test(cfg, args.out, args.out_item)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,62 @@
+"""Train a model from a config with MMEngine's Runner (MMPretrain's arguments).
+
+Works for MMPretrain and MMSegmentation configs, on GPUs and on CPUs (one process, or several
+with ``--launcher pytorch`` through ``tools/dist_train.sh``, using gloo).
+
+Example::
+
+    python tools/train.py configs/repmlp_res50_g8_in1k.py --work-dir work_dirs/r50
+    tools/dist_train.sh configs/repmlp_res50_g8_in1k.py 8 --resume
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.apis import ToolError, build_runner, load_config, prepare_train_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model.')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the directory for logs and checkpoints')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
+        help='resume from CHECKPOINT, or alone: from the latest checkpoint of the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (needs a CUDA GPU)')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help="scale the learning rate by the actual batch size / the config's "
+        'auto_scale_lr.base_batch_size')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in the dataloaders')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='disable persistent_workers in the dataloaders')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = prepare_train_config(load_config(args.config), args)
+    except ToolError as error:
+        sys.exit(f'error: {error}')
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
