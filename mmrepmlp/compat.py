@@ -30,6 +30,7 @@ import os.path as osp
 import pickle
 import sys
 import types
+import warnings
 import zipfile
 from urllib.parse import urlparse
 
@@ -173,6 +174,9 @@ def fix_mmcv_ops():
         return False
     if _mmcv_ext_available() or _is_ours(sys.modules.get('mmcv.ops')):
         return False
+    # mmcv-lite warns on every import of mmcv.cnn that this compiled op is missing; that is
+    # expected here and would bury the tools' one-line error messages.
+    warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
     ops = types.ModuleType('mmcv.ops', 'Pure-PyTorch subset of mmcv.ops (mmrepmlp.compat).')
     ops.__spec__ = importlib.machinery.ModuleSpec('mmcv.ops', None, is_package=True)
     ops.__path__ = []  # a package without submodules; the blocker explains failed imports
