@@ -2,10 +2,19 @@
 
 ``python -m mmrepmlp.reparam`` runs an equivalence demo.
 """
-from .convert import repmlp_model_convert, reparameterize_model
-from .functional import absorb_bn_into_fc, conv_to_fc, fuse_bn, fuse_conv_bn, pad_kernel
+from .check import deploy_difference, randomize_norm_layers
+from .convert import reparameterize_model, repmlp_model_convert
+from .functional import (
+    absorb_bn_into_fc,
+    absorb_bn_module_into_fc,
+    conv_to_fc,
+    fuse_bn,
+    fuse_conv_bn,
+    pad_kernel,
+)
 
 __all__ = [
     'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'absorb_bn_into_fc',
-    'reparameterize_model', 'repmlp_model_convert'
+    'absorb_bn_module_into_fc', 'reparameterize_model', 'repmlp_model_convert',
+    'randomize_norm_layers', 'deploy_difference'
 ]

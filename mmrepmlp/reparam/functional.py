@@ -1,7 +1,8 @@
 """The re-parameterization math of RepMLP, as pure and differentiable tensor functions.
 
 Every block of the package calls these; none of them touches a module's state. They run on
-the tensors' own device and dtype (float16, bfloat16, float32, float64).
+the tensors' own device and dtype (float16, bfloat16, float32, float64): nothing is created
+in a fixed dtype, so a float64 model converts in float64.
 
 Notation: a conv kernel is ``(O, C // g, kh, kw)`` (or ``(O, C // g, k)`` in 1-D); an FC
 kernel over a partition of ``h x w`` pixels is ``(O*h*w, C*h*w // g)``, the weight of a
@@ -16,35 +17,52 @@ def fuse_bn(weight, bias, running_mean, running_var, gamma, beta, eps):
     """Fold an inference-mode BN that follows a conv or FC into that layer's weight and bias.
 
     ``BN(W x + b) = W' x + b'`` with ``W' = W * gamma / std`` (per output channel, dim 0) and
-    ``b' = beta + (b - mean) * gamma / std``. ``bias`` may be ``None`` (a layer without bias).
+    ``b' = beta + (b - mean) * gamma / std``.
+
+    Args:
+        weight (Tensor): the layer's weight, output channels first (conv or FC).
+        bias (Tensor | None): the layer's bias, ``None`` for a layer without one.
+        running_mean, running_var (Tensor): the BN's statistics ``(O,)``.
+        gamma, beta (Tensor | None): the BN's affine parameters, ``None`` when it has none.
+        eps (float): the BN's epsilon.
 
     Returns:
         tuple[Tensor, Tensor]: the fused weight and bias.
     """
-    scale = gamma / torch.sqrt(running_var + eps)
+    scale = torch.rsqrt(running_var + eps)
+    if gamma is not None:
+        scale = scale * gamma
     fused_weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
-    if bias is None:
-        bias = torch.zeros_like(running_mean)
-    fused_bias = beta + (bias - running_mean) * scale
+    centred_bias = -running_mean if bias is None else bias - running_mean
+    fused_bias = centred_bias * scale
+    if beta is not None:
+        fused_bias = fused_bias + beta
     return fused_weight, fused_bias
 
 
-def fuse_conv_bn(conv, bn):
-    """:func:`fuse_bn` for a conv (or ``nn.Linear``) module followed by a BN module."""
-    return fuse_bn(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight,
-                   bn.bias, bn.eps)
+def fuse_conv_bn(layer, bn):
+    """:func:`fuse_bn` for a conv or ``nn.Linear`` module followed by a BN module.
+
+    Covers conv + BN2d (or BN1d / BN3d) and FC + BN1d alike.
+    """
+    return fuse_bn(layer.weight, layer.bias, *_bn_inference_params(bn))
 
 
 def pad_kernel(kernel, size):
     """Zero-pad a conv kernel around its centre to a larger spatial size.
 
+    A conv with the padded kernel and padding ``size // 2`` equals the original conv with
+    padding ``k // 2``: the added taps are zeros.
+
     Args:
         kernel (Tensor): ``(O, C, kh, kw)`` (or ``(O, C, k)``), odd sizes.
-        size (int | tuple[int]): the target spatial size, odd and not smaller than the kernel.
+        size (int | tuple[int]): the target spatial size (``(sh, sw)`` may be non-square), odd
+            and not smaller than the kernel.
     """
     spatial = tuple(kernel.shape[2:])
     size = _as_tuple(size, len(spatial))
     pads = []
+    # F.pad takes (before, after) pairs starting from the last dimension.
     for k, s in zip(reversed(spatial), reversed(size)):
         if s < k or (s - k) % 2:
             raise ValueError(f'cannot pad a kernel of size {spatial} to {size}: the target '
@@ -59,29 +77,41 @@ def conv_to_fc(kernel, bias, partition_size, groups=1):
     The conv uses stride 1 and "same" zero padding ``k // 2`` inside the partition. Following
     the paper (Algorithm 1), the FC kernel is the conv's response to an identity matrix
     reshaped into ``C*h*w // g`` one-hot feature maps, so it is exact and differentiable.
+    All groups see the same one-hot maps, so one ungrouped conv of the ``C // g``-channel
+    identity with the ``(O, C // g, ...)`` kernel gives every group's response at once.
 
     Args:
-        kernel (Tensor): ``(O, C // g, kh, kw)``, or ``(O, C // g, k)`` for 1-D.
+        kernel (Tensor): ``(O, C // g, kh, kw)``, or ``(O, C // g, k)`` for 1-D; odd sizes.
         bias (Tensor | None): ``(O,)``.
         partition_size (int | tuple[int]): ``(h, w)`` (or ``l`` for 1-D).
-        groups (int): the conv's groups ``g``.
+        groups (int): the conv's groups ``g``; the FC has as many.
 
     Returns:
-        tuple[Tensor, Tensor | None]: FC weight ``(O*h*w, C*h*w // g)`` and bias ``(O*h*w,)``.
+        tuple[Tensor, Tensor | None]: FC weight ``(O*h*w, C*h*w // g)`` and bias ``(O*h*w,)``
+        (``None`` when ``bias`` is).
     """
     spatial_dims = kernel.dim() - 2
+    if spatial_dims not in (1, 2):
+        raise ValueError(f'conv_to_fc expects a 1-D or 2-D conv kernel, got shape '
+                         f'{tuple(kernel.shape)}')
     size = _as_tuple(partition_size, spatial_dims)
     out_channels, in_per_group = kernel.shape[:2]
+    if out_channels % groups:
+        raise ValueError(f'conv_to_fc: the kernel has {out_channels} output channels, not '
+                         f'divisible by groups={groups}')
+    if any(k % 2 == 0 for k in kernel.shape[2:]):
+        raise ValueError(f'conv_to_fc: kernel size {tuple(kernel.shape[2:])} must be odd: '
+                         '"same" padding k // 2 keeps the partition size only for odd k')
     num_pixels = 1
     for s in size:
         num_pixels *= s
     fc_in = in_per_group * num_pixels
-    # Row j of the identity is the one-hot input at flat position j within every group.
+    # Row j of the identity is the one-hot input at flat position j within a group.
     identity = torch.eye(fc_in, dtype=kernel.dtype, device=kernel.device)
-    identity = identity.repeat(1, groups).reshape(fc_in, in_per_group * groups, *size)
+    identity = identity.reshape(fc_in, in_per_group, *size)
     conv = F.conv1d if spatial_dims == 1 else F.conv2d
     padding = tuple(k // 2 for k in kernel.shape[2:])
-    response = conv(identity, kernel, padding=padding, groups=groups)
+    response = conv(identity, kernel, padding=padding)
     fc_weight = response.reshape(fc_in, out_channels * num_pixels).t()
     fc_bias = None if bias is None else bias.repeat_interleave(num_pixels)
     return fc_weight, fc_bias
@@ -93,12 +123,25 @@ def absorb_bn_into_fc(fc_weight, fc_bias, running_mean, running_var, gamma, beta
 
     The FC's input is the BN output flattened channel-major, each channel repeated
     ``repeats`` times (the partitions per channel): the paper's Algorithm 2.
+    ``FC(BN(x)) = W (s*x + t) + b = (W * s) x + (W t + b)``.
+
+    Args:
+        fc_weight (Tensor): ``(out, C * repeats)``.
+        fc_bias (Tensor | None): ``(out,)``.
+        running_mean, running_var (Tensor): the BN's statistics ``(C,)``.
+        gamma, beta (Tensor | None): the BN's affine parameters, ``None`` when it has none.
+        eps (float): the BN's epsilon.
+        repeats (int): FC inputs per BN channel.
 
     Returns:
         tuple[Tensor, Tensor]: the FC's new weight and bias.
     """
-    scale = gamma / torch.sqrt(running_var + eps)
-    shift = beta - running_mean * scale
+    scale = torch.rsqrt(running_var + eps)
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -running_mean * scale
+    if beta is not None:
+        shift = shift + beta
     scale = scale.repeat_interleave(repeats)
     shift = shift.repeat_interleave(repeats)
     new_weight = fc_weight * scale.unsqueeze(0)
@@ -106,6 +149,19 @@ def absorb_bn_into_fc(fc_weight, fc_bias, running_mean, running_var, gamma, beta
     if fc_bias is not None:
         new_bias = new_bias + fc_bias
     return new_weight, new_bias
+
+
+def absorb_bn_module_into_fc(fc, bn, repeats=1):
+    """:func:`absorb_bn_into_fc` for a BN module followed by an ``nn.Linear`` module."""
+    return absorb_bn_into_fc(fc.weight, fc.bias, *_bn_inference_params(bn), repeats=repeats)
+
+
+def _bn_inference_params(bn):
+    """``(running_mean, running_var, gamma, beta, eps)`` of a BN module, checked."""
+    if getattr(bn, 'running_mean', None) is None or getattr(bn, 'running_var', None) is None:
+        raise ValueError(f'cannot fuse {type(bn).__name__} without running statistics '
+                         '(track_running_stats=False): it has no inference-time form')
+    return bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps
 
 
 def _as_tuple(value, length):

@@ -7,10 +7,11 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import absorb_bn_into_fc, conv_to_fc, fuse_bn, pad_kernel
+from ...reparam import absorb_bn_module_into_fc, conv_to_fc, fuse_conv_bn, pad_kernel
 from ..layers import ConvBN, GroupwiseFC
+from ..layers.groupwise_fc import FC_IMPLS
 
-LOCAL_IMPLS = ('fused', 'per_branch')
+LOCAL_IMPLS = ('per_branch', 'fused')
 
 
 def _pair(value, name):
@@ -19,6 +20,12 @@ def _pair(value, name):
         raise ValueError(f'RepMLPBlock: {name} must be a positive int or a pair of them, '
                          f'got {value!r}')
     return pair
+
+
+def _positive_int(value, name):
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f'RepMLPBlock: {name} must be a positive int, got {value!r}')
+    return value
 
 
 def _as_1d_norm(norm_cfg):
@@ -41,34 +48,40 @@ class RepMLPBlock(BaseModule):
     - Partition Perceptron: a groupwise FC3 from ``C*h*w`` to ``O*h*w`` (``groups`` groups)
       on every partition, then BN;
     - Local Perceptron: for each kernel in ``local_kernels``, a conv (``groups`` groups,
-      "same" padding inside the partition) + BN, added to FC3's output.
+      "same" zero padding inside the partition) + BN, added to FC3's output.
 
     The deploy form (:meth:`switch_to_deploy` or ``deploy=True``) keeps only FC1, FC2 and one
-    FC3 with bias, computing exactly the same function.
+    FC3 with bias, and computes exactly the same function (up to float rounding).
 
-    Input sizes that are not multiples of the partition are zero-padded at the bottom and
-    right up to the next multiple, processed, and the output is cropped back to ``H x W``;
-    the padded pixels take part in the Global Perceptron's average (as zeros) and in the FCs,
-    identically in both forms, so conversion stays exact.
+    Sizes that are not multiples of the partition: the input is zero-padded at the bottom
+    and right up to the next multiple of ``(h, w)``, processed as a padded map, and the output
+    is cropped back to ``H x W``. The padded pixels count (as zeros) in the Global
+    Perceptron's averages and are seen by FC3 and the convs; both forms do exactly this, so
+    conversion stays exact. See ``docs/repmlp_block.md``.
 
     Args:
         in_channels (int): input channels ``C``.
-        out_channels (int): output channels ``O``.
-        in_size (int | tuple[int, int]): input size ``(H, W)``; inputs must have this size.
+        out_channels (int): output channels ``O`` (may differ from ``C``).
+        in_size (int | tuple[int, int]): input size ``(H, W)``; inputs must have this size
+            (FC1 and FC2 are sized for its number of partitions).
         partition_size (int | tuple[int, int]): partition size ``(h, w)``, at most the input.
         groups (int): groups ``g`` of FC3 and of the Local Perceptron's convs. Defaults to 1.
         local_kernels (Sequence[int | tuple[int, int]]): kernel sizes of the Local
-            Perceptron, odd and at most the partition; ``()`` builds none. Defaults to
+            Perceptron, odd and at most the partition, square (``3``) or not (``(1, 3)``);
+            ``()`` builds no Local Perceptron (the paper's ablation B). Defaults to
             ``(1, 3, 5)``.
-        fc1_fc2_reduction (int): ratio of FC1's input size to its output size. Defaults to 1.
+        fc1_fc2_reduction (int): ratio of FC1's input size to its output size; must divide
+            ``C*(H/h)*(W/w)``. Defaults to 1.
         with_global (bool): build the Global Perceptron (the paper's ablation C sets False).
             Defaults to True.
         norm_cfg (dict): config of the norm layers. Defaults to ``dict(type='BN')``.
         fc_impl (str): ``'matmul'`` (batched matmul, fast) or ``'conv'`` (grouped 1x1 conv,
             the official reference path) for the groupwise FC3. Defaults to 'matmul'.
-        local_impl (str): ``'fused'`` (one conv with the kernels padded and stacked on the
-            output channels, each branch keeping its own BN) or ``'per_branch'`` (one conv
-            per kernel). Same result. Defaults to 'fused'.
+        local_impl (str): ``'per_branch'`` (one conv + BN per kernel, the faster one on CPU)
+            or ``'fused'`` (one conv with the kernels padded to the largest and stacked on the
+            output channels, normalized by one batch-norm call that updates every branch's
+            running statistics exactly as ``'per_branch'`` does; needs plain BN). Same
+            result. Defaults to 'per_branch'.
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
@@ -82,21 +95,22 @@ class RepMLPBlock(BaseModule):
                  local_kernels=(1, 3, 5),
                  fc1_fc2_reduction=1,
                  with_global=True,
-                 norm_cfg=dict(type='BN'),
+                 norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
                  fc_impl='matmul',
-                 local_impl='fused',
+                 local_impl='per_branch',
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = _positive_int(in_channels, 'in_channels')
+        self.out_channels = _positive_int(out_channels, 'out_channels')
         self.in_size = _pair(in_size, 'in_size')
         self.partition_size = _pair(partition_size, 'partition_size')
-        self.groups = groups
-        self.local_kernels = tuple(sorted({_pair(k, 'local_kernels') for k in local_kernels}))
-        self.fc1_fc2_reduction = fc1_fc2_reduction
+        self.groups = _positive_int(groups, 'groups')
+        self.local_kernels = self._parse_kernels(local_kernels)
+        self.fc1_fc2_reduction = _positive_int(fc1_fc2_reduction, 'fc1_fc2_reduction')
         self.local_impl = local_impl
         self.deploy = deploy
-        self._check_config(fc_impl)
+        self._check_config(fc_impl, norm_cfg)
 
         (H, W), (h, w) = self.in_size, self.partition_size
         self.num_parts = (math.ceil(H / h), math.ceil(W / w))
@@ -126,12 +140,20 @@ class RepMLPBlock(BaseModule):
                 for kh, kw in self.local_kernels
             })
 
-    def _check_config(self, fc_impl):
-        C, O, g = self.in_channels, self.out_channels, self.groups
-        (H, W), (h, w) = self.in_size, self.partition_size
-        if C % g or O % g:
-            raise ValueError(f'RepMLPBlock: in_channels={C} and out_channels={O} must both '
-                             f'be divisible by groups={g}')
+    @staticmethod
+    def _parse_kernels(local_kernels):
+        kernels = [_pair(k, 'each of local_kernels') for k in local_kernels]
+        duplicates = {k for k in kernels if kernels.count(k) > 1}
+        if duplicates:
+            raise ValueError(f'RepMLPBlock: local kernel(s) {sorted(duplicates)} given more '
+                             'than once; list each kernel size once')
+        return tuple(sorted(kernels))
+
+    def _check_config(self, fc_impl, norm_cfg):
+        (H, W), (h, w), g = self.in_size, self.partition_size, self.groups
+        if self.in_channels % g or self.out_channels % g:
+            raise ValueError(f'RepMLPBlock: in_channels={self.in_channels} and out_channels='
+                             f'{self.out_channels} must both be divisible by groups={g}')
         if h > H or w > W:
             raise ValueError(f'RepMLPBlock: partition_size {(h, w)} is larger than in_size '
                              f'{(H, W)}; use a partition at most as large as the input')
@@ -142,39 +164,22 @@ class RepMLPBlock(BaseModule):
             if kh > h or kw > w:
                 raise ValueError(f'RepMLPBlock: local kernel {(kh, kw)} is larger than the '
                                  f'partition {(h, w)}; drop it or enlarge the partition')
-        if self.fc1_fc2_reduction < 1:
-            raise ValueError('RepMLPBlock: fc1_fc2_reduction must be a positive int, got '
-                             f'{self.fc1_fc2_reduction}')
+        if fc_impl not in FC_IMPLS:
+            raise ValueError(f'RepMLPBlock: fc_impl must be one of {FC_IMPLS}, got '
+                             f'{fc_impl!r}')
         if self.local_impl not in LOCAL_IMPLS:
             raise ValueError(f'RepMLPBlock: local_impl must be one of {LOCAL_IMPLS}, got '
                              f'{self.local_impl!r}')
-        if fc_impl not in ('matmul', 'conv'):
-            raise ValueError("RepMLPBlock: fc_impl must be 'matmul' or 'conv', got "
-                             f'{fc_impl!r}')
+        if self.local_impl == 'fused' and norm_cfg.get('type') not in ('BN', 'BN2d'):
+            raise ValueError("RepMLPBlock: local_impl='fused' normalizes the stacked branches "
+                             "with one plain batch norm, so it needs norm_cfg type 'BN'; got "
+                             f"{norm_cfg.get('type')!r}, use local_impl='per_branch'")
 
     # ----------------------------------------------------------------- forward
     def forward(self, x):
+        """``(N, C, H, W)`` -> ``(N, O, H, W)``."""
         self._check_input(x)
-        N, C = x.shape[:2]
-        (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
-        if (H, W) != self.padded_size:
-            x = F.pad(x, (0, self.padded_size[1] - W, 0, self.padded_size[0] - H))
-        x = x.reshape(N, C, nh, h, nw, w)
-        if self.with_global:
-            x = x + self._global_perceptron(x).reshape(N, C, nh, 1, nw, 1)
-        # (N, C, nh, h, nw, w) -> (N*nh*nw, C, h, w): one sample per partition
-        partitions = x.permute(0, 2, 4, 1, 3, 5).reshape(N * nh * nw, C, h, w)
-        out = self.fc3(partitions.reshape(N * nh * nw, C * h * w))
-        if not self.deploy:
-            out = self.fc3_bn(out)
-            if self.local_kernels:
-                out = out + self._local_perceptron(partitions).reshape_as(out)
-        O = self.out_channels
-        out = out.reshape(N, nh, nw, O, h, w).permute(0, 3, 1, 4, 2, 5)
-        out = out.reshape(N, O, nh * h, nw * w)
-        if (H, W) != self.padded_size:
-            out = out[:, :, :H, :W]
-        return out
+        return self._forward_map(x)
 
     def _check_input(self, x):
         expected = (self.in_channels, *self.in_size)
@@ -182,10 +187,47 @@ class RepMLPBlock(BaseModule):
             raise ValueError(
                 f'{type(self).__name__} was built for inputs (N, C, H, W) = (N, '
                 f'{", ".join(map(str, expected))}) but got {tuple(x.shape)}; set in_channels '
-                'and in_size (the backbone\'s img_size) to match the input')
+                'and in_size to match the input')
+
+    def _forward_map(self, x):
+        N = x.shape[0]
+        partitions = self._partition(x)
+        num_partitions, C, h, w = partitions.shape
+        out = self.fc3(partitions.reshape(num_partitions, C * h * w))
+        if not self.deploy:
+            out = self.fc3_bn(out)
+            if self.local_kernels:
+                out = out + self._local_perceptron(partitions).reshape_as(out)
+        return self._unpartition(out, N)
+
+    def _partition(self, x):
+        """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added."""
+        N, C = x.shape[:2]
+        (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
+        if (H, W) != self.padded_size:
+            x = F.pad(x, (0, self.padded_size[1] - W, 0, self.padded_size[0] - H))
+        x = x.reshape(N, C, nh, h, nw, w)
+        partitions = x.permute(0, 2, 4, 1, 3, 5)
+        if self.with_global:
+            per_partition = self._global_perceptron(x).reshape(N, C, nh, nw)
+            per_partition = per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
+            # The broadcast operand goes first so that the sum is allocated in partition
+            # order: the add doubles as the permuting copy.
+            partitions = per_partition + partitions
+        return partitions.reshape(N * nh * nw, C, h, w)
+
+    def _unpartition(self, out, N):
+        """FC3's output ``(N*nh*nw, O*h*w)`` -> ``(N, O, H, W)``."""
+        (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
+        out_c = self.out_channels
+        out = out.reshape(N, nh, nw, out_c, h, w).permute(0, 3, 1, 4, 2, 5)
+        out = out.reshape(N, out_c, nh * h, nw * w)
+        if (H, W) != self.padded_size:
+            out = out[:, :, :H, :W]
+        return out
 
     def _global_perceptron(self, x):
-        """``x``: ``(N, C, nh, h, nw, w)`` -> one value per channel and partition."""
+        """``x``: ``(N, C, nh, h, nw, w)`` -> ``(N, C*nh*nw)``, one value per partition."""
         pooled = x.mean(dim=(3, 5))
         if not self.deploy:
             pooled = self.global_bn(pooled)
@@ -194,20 +236,31 @@ class RepMLPBlock(BaseModule):
 
     def _local_perceptron(self, partitions):
         branches = list(self.local_perceptron.values())
-        if self.local_impl == 'per_branch' or len(branches) == 1:
-            return sum(branch(partitions) for branch in branches)
-        # One conv whose output channels stack every branch (kernels padded to the largest),
-        # grouped per conv group so the stacked conv keeps the same grouping.
-        g, O, C = self.groups, self.out_channels, self.in_channels
-        kmax = self._largest_kernel()
-        weight = torch.stack(
-            [pad_kernel(b.conv.weight, kmax).reshape(g, O // g, C // g, *kmax) for b in branches],
-            dim=1).reshape(len(branches) * O, C // g, *kmax)
+        if self.local_impl == 'fused' and len(branches) > 1:
+            return self._fused_local_perceptron(partitions, branches)
+        out = branches[0](partitions)
+        for branch in branches[1:]:
+            out = out + branch(partitions)
+        return out
+
+    def _fused_local_perceptron(self, partitions, branches):
+        """All branches with one conv and one batch norm, summed.
+
+        The kernels are padded to the largest and stacked on the output channels in the
+        order (conv group, branch, channel in group), so the stacked conv keeps the grouping
+        and its output is normalized as it is, without per-branch slices.
+        """
+        g, num_branches, kmax = self.groups, len(branches), self._largest_kernel()
+        out_per_group, in_per_group = self.out_channels // g, self.in_channels // g
+        weight = torch.stack([
+            pad_kernel(b.conv.weight, kmax).reshape(g, out_per_group, in_per_group, *kmax)
+            for b in branches
+        ], dim=1).reshape(num_branches * self.out_channels, in_per_group, *kmax)
         stacked = F.conv2d(partitions, weight, padding=(kmax[0] // 2, kmax[1] // 2), groups=g)
+        normed = _stacked_batch_norm(stacked, [b.bn for b in branches], g)
         n, _, h, w = stacked.shape
-        stacked = stacked.reshape(n, g, len(branches), O // g, h, w)
-        return sum(
-            branch.bn(stacked[:, :, i].reshape(n, O, h, w)) for i, branch in enumerate(branches))
+        normed = normed.reshape(n, g, num_branches, out_per_group, h, w)
+        return normed.sum(2).reshape(n, self.out_channels, h, w)
 
     def _largest_kernel(self):
         return (max(k[0] for k in self.local_kernels), max(k[1] for k in self.local_kernels))
@@ -216,7 +269,8 @@ class RepMLPBlock(BaseModule):
     def get_equivalent_fc1_fc3_params(self):
         """The deploy form's FC1 and FC3 parameters, computed from the training form.
 
-        Differentiable (use it for quantization-aware training or penalty-based pruning).
+        Uses the BN running statistics. Differentiable (use it for quantization-aware
+        training or penalty-based pruning of the equivalent kernel).
 
         Returns:
             tuple: ``(fc1_weight, fc1_bias, fc3_weight, fc3_bias)``; the FC1 entries are
@@ -225,10 +279,9 @@ class RepMLPBlock(BaseModule):
         if self.deploy:
             fc1 = (self.fc1.weight, self.fc1.bias) if self.with_global else (None, None)
             return (*fc1, self.fc3.weight, self.fc3.bias)
-        fc3_weight, fc3_bias = fuse_bn(self.fc3.weight, None, self.fc3_bn.running_mean,
-                                       self.fc3_bn.running_var, self.fc3_bn.weight,
-                                       self.fc3_bn.bias, self.fc3_bn.eps)
+        fc3_weight, fc3_bias = fuse_conv_bn(self.fc3, self.fc3_bn)
         if self.local_kernels:
+            # Conv -> FC is linear in the kernel: sum the padded kernels, convert once.
             kmax = self._largest_kernel()
             fused = [b.fused_weight_bias() for b in self.local_perceptron.values()]
             kernel = sum(pad_kernel(k, kmax) for k, _ in fused)
@@ -238,10 +291,8 @@ class RepMLPBlock(BaseModule):
             fc3_bias = fc3_bias + local_bias
         if not self.with_global:
             return None, None, fc3_weight, fc3_bias
-        bn = self.global_bn
-        fc1_weight, fc1_bias = absorb_bn_into_fc(
-            self.fc1.weight, self.fc1.bias, bn.running_mean, bn.running_var, bn.weight,
-            bn.bias, bn.eps, repeats=self.num_parts[0] * self.num_parts[1])
+        fc1_weight, fc1_bias = absorb_bn_module_into_fc(
+            self.fc1, self.global_bn, repeats=self.num_parts[0] * self.num_parts[1])
         return fc1_weight, fc1_bias, fc3_weight, fc3_bias
 
     def switch_to_deploy(self):
@@ -266,29 +317,82 @@ class RepMLPBlock(BaseModule):
         self.deploy = True
 
 
+def _stacked_batch_norm(stacked, norms, groups):
+    """Apply ``norms[i]`` to branch ``i``'s channels of a stacked conv output, in one call.
+
+    ``stacked`` is ``(N, g * num_branches * O/g, h, w)`` in (group, branch, channel) order.
+    Per-channel batch norm does not mix channels, so one ``F.batch_norm`` over the stacked
+    channels, with every branch's parameters and statistics gathered in the same order,
+    computes each branch's output exactly. The updated running statistics are written back
+    and ``num_batches_tracked`` advanced, exactly as calling each norm would.
+    """
+
+    def gather(attr):
+        return torch.stack([getattr(bn, attr).reshape(groups, -1) for bn in norms],
+                           dim=1).reshape(-1)
+
+    first = norms[0]
+    training = first.training
+    update_stats = training and first.track_running_stats
+    momentum = first.momentum
+    if update_stats:
+        tracked = {int(bn.num_batches_tracked) for bn in norms}
+        if momentum is None and len(tracked) > 1:
+            raise RuntimeError('RepMLPBlock (local_impl=\'fused\'): the branch BNs have '
+                               f'tracked different numbers of batches {sorted(tracked)} and '
+                               'momentum=None; use local_impl=\'per_branch\'')
+        for bn in norms:
+            bn.num_batches_tracked.add_(1)
+        if momentum is None:  # cumulative moving average, as in nn.BatchNorm
+            momentum = 1.0 / float(first.num_batches_tracked)
+    has_stats = first.running_mean is not None
+    running_mean = gather('running_mean') if has_stats else None
+    running_var = gather('running_var') if has_stats else None
+    affine = first.affine
+    out = F.batch_norm(stacked, running_mean, running_var,
+                       gather('weight') if affine else None, gather('bias') if affine else None,
+                       training or not has_stats, momentum or 0.0, first.eps)
+    if update_stats:
+        with torch.no_grad():
+            per_branch = (len(norms), -1)
+            means = running_mean.reshape(groups, *per_branch).transpose(0, 1)
+            variances = running_var.reshape(groups, *per_branch).transpose(0, 1)
+            for bn, mean, var in zip(norms, means, variances):
+                bn.running_mean.copy_(mean.reshape(-1))
+                bn.running_var.copy_(var.reshape(-1))
+    return out
+
+
 @MODELS.register_module()
 class RepMLP1d(RepMLPBlock):
     """RepMLP for sequences ``(N, C, L)``: the same three perceptrons over length partitions.
 
     Implemented as :class:`RepMLPBlock` on ``(N, C, 1, L)`` with partitions ``1 x l`` and
-    kernels ``1 x k``, so conversion is exactly the 2-D one.
+    kernels ``1 x k``, so conversion is exactly the 2-D one. A length that is not a multiple
+    of ``l`` is zero-padded at the end and the output cropped back, as in 2-D.
 
     Args:
         in_channels (int): input channels ``C``.
         out_channels (int): output channels ``O``.
         in_length (int): input length ``L``.
-        partition_length (int): partition length ``l``.
+        partition_length (int): partition length ``l``, at most ``L``.
         local_kernels (Sequence[int]): odd kernel sizes ``<= l``. Defaults to ``(1, 3, 5)``.
         **kwargs: the other arguments of :class:`RepMLPBlock`.
     """
 
     def __init__(self, in_channels, out_channels, in_length, partition_length,
                  local_kernels=(1, 3, 5), **kwargs):
+        for k in local_kernels:
+            if not isinstance(k, int):
+                raise ValueError(f'RepMLP1d: local_kernels must be ints, got {k!r}')
         super().__init__(in_channels, out_channels, (1, in_length), (1, partition_length),
                          local_kernels=[(1, k) for k in local_kernels], **kwargs)
 
     def forward(self, x):
-        if x.dim() != 3:
-            raise ValueError(f'RepMLP1d expects inputs (N, C, L) = (N, {self.in_channels}, '
-                             f'{self.in_size[1]}) but got {tuple(x.shape)}')
-        return super().forward(x.unsqueeze(2)).squeeze(2)
+        """``(N, C, L)`` -> ``(N, O, L)``."""
+        expected = (self.in_channels, self.in_size[1])
+        if x.dim() != 3 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f'RepMLP1d was built for inputs (N, C, L) = (N, {expected[0]}, '
+                             f'{expected[1]}) but got {tuple(x.shape)}; set in_channels and '
+                             'in_length to match the input')
+        return self._forward_map(x.unsqueeze(2)).squeeze(2)

@@ -29,7 +29,7 @@ class ConvBN(BaseModule):
                  padding=0,
                  dilation=1,
                  groups=1,
-                 norm_cfg=dict(type='BN'),
+                 norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)

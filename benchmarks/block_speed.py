@@ -1,0 +1,132 @@
+"""Speed of the RepMLP block's implementation choices, measured side by side in one run.
+
+For the RepMLP-Res50 c3 and c4 block shapes at 224 (from the official checkpoints' keys and
+shapes in official_v1/*.json: partitions 7x7, kernels 1, 3, 5; Light blocks C=O=64 in c3 and
+128 in c4 with g=4, Bottleneck g8/8 blocks C=O=64 in both stages) it times:
+
+- deploy forward (eval, no grad): FC3 as one batched matmul vs as a grouped 1x1 conv (the
+  official form); target >= 1.5x;
+- training step (forward + backward, train mode): Local Perceptron computed per branch vs
+  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x), and, for scale,
+  the default training step vs the official-style one (FC3 as grouped conv).
+
+Every pair is measured interleaved (``mmrepmlp.analysis.measure_interleaved``), so load from
+other processes hits both sides alike and the ratio is meaningful.
+
+    python benchmarks/block_speed.py [--batch 8] [--rounds 10] [--threads 2] [--quick]
+"""
+import argparse
+
+import torch
+
+from mmrepmlp.analysis import measure_interleaved
+from mmrepmlp.models.blocks import RepMLPBlock
+from mmrepmlp.reparam import randomize_norm_layers
+
+# name -> (channels C = O, input size H = W, groups g); partitions 7x7, kernels (1, 3, 5).
+SHAPES = {
+    'Light c3': (64, 28, 4),
+    'Light c4': (128, 14, 4),
+    'Bottleneck g8/8 c3': (64, 28, 8),
+    'Bottleneck g8/8 c4': (64, 14, 8),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--batch', type=int, default=8, help='batch size (default 8)')
+    parser.add_argument('--rounds', type=int, default=10,
+                        help='timed interleaved rounds; the median is reported (default 10)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
+    parser.add_argument('--quick', action='store_true',
+                        help='CI smoke run: 1 round, 1 warm-up, batch 2')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.rounds = 2, 1
+    args.warmup = 1 if args.quick else 2
+    return args
+
+
+def make_blocks(channels, size, groups, variants, **common):
+    """One block per variant (constructor overrides), all with the same weights."""
+    torch.manual_seed(0)
+    blocks = {
+        name: RepMLPBlock(channels, channels, size, 7, groups=groups, **common, **overrides)
+        for name, overrides in variants.items()
+    }
+    reference = randomize_norm_layers(next(iter(blocks.values())))
+    for block in blocks.values():
+        block.load_state_dict(reference.state_dict())
+    return blocks
+
+
+def deploy_forward(block, inputs):
+
+    def run():
+        with torch.no_grad():
+            block(inputs)
+
+    return run
+
+
+def training_step(block, inputs):
+
+    def run():
+        block.zero_grad(set_to_none=True)
+        block(inputs).sum().backward()
+
+    return run
+
+
+def measure_shape(channels, size, groups, args):
+    """Median seconds of each timed variant for one block shape."""
+    inputs = torch.randn(args.batch, channels, size, size)
+    deploy = make_blocks(channels, size, groups, {
+        'matmul': dict(fc_impl='matmul'),
+        'conv': dict(fc_impl='conv')
+    }, deploy=True)
+    train = make_blocks(channels, size, groups, {
+        'per_branch': dict(local_impl='per_branch'),
+        'fused': dict(local_impl='fused'),
+        'conv_fc3': dict(local_impl='per_branch', fc_impl='conv')
+    })
+    for block in deploy.values():
+        block.eval()
+    timed = {f'deploy {k}': deploy_forward(b, inputs) for k, b in deploy.items()}
+    timed.update({f'train {k}': training_step(b.train(), inputs) for k, b in train.items()})
+    # Two interleaved groups: each pair compared under the same load.
+    seconds = measure_interleaved({k: v for k, v in timed.items() if k.startswith('deploy')},
+                                  warmup=args.warmup, rounds=args.rounds)
+    seconds.update(
+        measure_interleaved({k: v for k, v in timed.items() if k.startswith('train')},
+                            warmup=args.warmup, rounds=args.rounds))
+    return seconds
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    header = (f'{"block (C=O, HxW, g)":34} | {"deploy: matmul":>14} {"conv":>9} {"ratio":>6} | '
+              f'{"train: per-branch":>17} {"fused":>9} {"ratio":>6} | {"conv FC3":>9} '
+              f'{"ratio":>6}')
+    print(header)
+    print('-' * len(header))
+    rows = {}
+    for name, (channels, size, groups) in SHAPES.items():
+        s = rows[name] = measure_shape(channels, size, groups, args)
+        ms = {k: f'{v * 1e3:6.1f} ms' for k, v in s.items()}
+        label = f'{name} ({channels}, {size}x{size}, {groups})'
+        print(f'{label:34} | {ms["deploy matmul"]:>14} {ms["deploy conv"]:>9} '
+              f'{s["deploy conv"] / s["deploy matmul"]:5.2f}x | '
+              f'{ms["train per_branch"]:>17} {ms["train fused"]:>9} '
+              f'{s["train per_branch"] / s["train fused"]:5.2f}x | '
+              f'{ms["train conv_fc3"]:>9} {s["train conv_fc3"] / s["train per_branch"]:5.2f}x')
+    print(f'batch {args.batch}, {args.threads} threads, median of {args.rounds} interleaved '
+          'rounds. Ratios (> 1: the first is slower): deploy conv / matmul (target >= 1.5x); '
+          'train per-branch / fused (target >= 1.2x); train with conv FC3 / default '
+          '(matmul FC3, per-branch local).')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
