@@ -35,6 +35,10 @@ def atomic_torch_save(obj, path):
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        # mkstemp creates the file private (0600); give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

@@ -1,0 +1,181 @@
+"""Import checkpoints of the official RepMLP v1 code (``repmlp_resnet.py``) into mmrepmlp.
+
+The official RepMLP-ResNet and :class:`RepMLPResNet` (inside an MMPretrain ``ImageClassifier``)
+have the same tensors under different names; the key renaming below is the whole mapping,
+except FC3, which the official code stores as a 1x1 conv ``(O*h*w, C*h*w/g, 1, 1)`` and
+mmrepmlp as a groupwise FC ``(O*h*w, C*h*w/g)``.
+
+Which model a checkpoint holds (Light or Bottleneck, groups, resolution, train or deploy form)
+is read from its keys and shapes by comparing them with every RepMLP-ResNet model of the model
+zoo, so the result is always a name that ``mmpretrain.get_model`` knows.
+"""
+import functools
+import os.path as osp
+import re
+from collections import OrderedDict
+
+import torch
+
+from ..utils import atomic_torch_save
+from ..version import __version__
+
+ZOO_PATTERN = 'repmlp-res50*'
+_LISTED_KEYS = 8  # how many offending keys an error message names
+
+# (pattern, replacement), applied in order to every official key.
+_KEY_RENAMES = (
+    (r'^linear\.', 'head.fc.'),
+    (r'^stage0\.0\.', 'backbone.stem.0.'),
+    # Block layers: btnk_conv2 -> conv2, light_repmlp -> repmlp, ...
+    (r'^(stage\d+\.\d+\.)(?:btnk|light)_', r'\1'),
+    (r'^stage', 'backbone.stage'),
+    # Inside a RepMLP.
+    (r'\.fc1_fc2\.(fc[12])\.', r'.\1.'),
+    (r'\.avg\.bn\.', '.global_bn.'),
+    (r'\.repconv(\d+)\.', r'.local_perceptron.conv\1x\1.'),
+)
+_FC3_WEIGHT = re.compile(r'\.repmlp\.fc3\.weight$')
+
+
+class OfficialImportError(ValueError):
+    """The source is not an official RepMLP-ResNet checkpoint that this package can import."""
+
+
+def load_official_state_dict(path):
+    """Read an official checkpoint: unwrap ``state_dict``/``model`` and drop ``module.``.
+
+    Raises:
+        OfficialImportError: the file is not a readable checkpoint or holds no tensors.
+    """
+    from ..compat import safe_torch_load
+
+    try:
+        checkpoint = safe_torch_load(path, map_location='cpu')
+    except Exception as err:  # torch raises many types for a damaged file
+        raise OfficialImportError(
+            f'cannot read {path} as a PyTorch checkpoint ({type(err).__name__}: {err}); '
+            'give the .pth file of an official RepMLP-ResNet model') from err
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+    if not isinstance(checkpoint, dict) or not checkpoint or not all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise OfficialImportError(
+            f'{path} is not a state dict of tensors (nor one wrapped in "state_dict" or '
+            '"model"); give the .pth file of an official RepMLP-ResNet model')
+    return OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in checkpoint.items())
+
+
+def official_key_to_mmrepmlp(key):
+    """The mmrepmlp ``ImageClassifier`` key of an official RepMLP-ResNet key."""
+    for pattern, replacement in _KEY_RENAMES:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def convert_official_state_dict(state_dict):
+    """Rename every key of an official state dict and reshape FC3 weights to 2-D."""
+    converted = OrderedDict()
+    for key, tensor in state_dict.items():
+        new_key = official_key_to_mmrepmlp(key)
+        if _FC3_WEIGHT.search(new_key) and tensor.dim() == 4:
+            tensor = tensor.reshape(tensor.shape[:2])
+        converted[new_key] = tensor
+    return converted
+
+
+def zoo_model_names():
+    """The names of the RepMLP-ResNet models of the model zoo, sorted."""
+    import mmpretrain
+
+    from ..utils import register_model_index
+
+    register_model_index()
+    return mmpretrain.list_models(ZOO_PATTERN)
+
+
+@functools.cache
+def zoo_model_shapes(name):
+    """``{key: shape}`` of the state dict of zoo model ``name`` (built without memory)."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.apis import ModelHub
+    from mmpretrain.registry import MODELS
+
+    config = ModelHub.get(name).config
+    with DefaultScope.overwrite_default_scope('mmpretrain'), torch.device('meta'):
+        model = MODELS.build(config.model)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _differences(shapes, expected):
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    mismatched = sorted(f'{k}: {shapes[k]} vs {expected[k]}' for k in set(shapes) & set(expected)
+                        if shapes[k] != expected[k])
+    return missing, unexpected, mismatched
+
+
+def _listing(title, items):
+    more = f' and {len(items) - _LISTED_KEYS} more' if len(items) > _LISTED_KEYS else ''
+    return f'{len(items)} {title} {items[:_LISTED_KEYS]}{more}'
+
+
+def match_zoo_model(state_dict, names=None):
+    """The first zoo model whose state dict has exactly the keys and shapes of ``state_dict``.
+
+    Args:
+        state_dict (dict): a converted (mmrepmlp-named) state dict.
+        names (Sequence[str], optional): the candidates; defaults to every RepMLP-ResNet model
+            of the zoo. A plain ResNet-50 fits its 224 and 320 entries alike; the first wins.
+
+    Raises:
+        OfficialImportError: no candidate fits; names the closest one and what differs.
+    """
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    closest = None
+    for name in names or zoo_model_names():
+        diffs = _differences(shapes, zoo_model_shapes(name))
+        if not any(diffs):
+            return name
+        distance = sum(map(len, diffs))
+        if closest is None or distance < closest[0]:
+            closest = (distance, name, diffs)
+    if closest is None:
+        raise OfficialImportError('no candidate model to match the checkpoint against')
+    _, name, (missing, unexpected, mismatched) = closest
+    raise OfficialImportError(
+        f'the checkpoint matches no RepMLP-ResNet model of the zoo; the closest is {name}, '
+        f'against which it has {_listing("missing keys", missing)}, '
+        f'{_listing("unexpected keys", unexpected)} and '
+        f'{_listing("shape mismatches", mismatched)}. Is it an official RepMLP v1 '
+        'RepMLP-ResNet checkpoint (repmlp_resnet.py)?')
+
+
+def import_official_checkpoint(src, dst, model_name=None):
+    """Convert official checkpoint ``src`` into an MMPretrain checkpoint at ``dst``.
+
+    Args:
+        src (str): the official ``.pth`` (train or deploy form; keys may carry ``module.``,
+            the dict may be wrapped in ``state_dict`` or ``model``).
+        dst (str): where to write ``{'state_dict': ..., 'meta': ...}`` (atomically).
+        model_name (str, optional): the zoo model to convert for; detected when omitted.
+
+    Returns:
+        str: the zoo model name, for ``mmpretrain.get_model(name, pretrained=dst)``.
+
+    Raises:
+        OfficialImportError: unreadable or unknown checkpoint, or ``dst`` is ``src``.
+    """
+    same_file = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
+    if same_file or osp.realpath(src) == osp.realpath(dst):
+        raise OfficialImportError(f'refusing to overwrite the source checkpoint {src}; give '
+                                  'another destination path')
+    if model_name is not None and model_name not in zoo_model_names():
+        raise OfficialImportError(f'{model_name!r} is not a RepMLP-ResNet model of the zoo; '
+                                  f'use one of {zoo_model_names()}')
+    state_dict = convert_official_state_dict(load_official_state_dict(src))
+    name = match_zoo_model(state_dict, [model_name] if model_name else None)
+    meta = dict(model=name, source=osp.basename(src),
+                converter=f'mmrepmlp {__version__} official_to_mmrepmlp')
+    atomic_torch_save(dict(state_dict=state_dict, meta=meta), dst)
+    return name
