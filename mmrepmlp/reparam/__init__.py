@@ -7,6 +7,7 @@ from .convert import reparameterize_model, repmlp_model_convert
 from .functional import (
     absorb_bn_into_fc,
     absorb_bn_module_into_fc,
+    add_conv_to_fc_,
     conv_to_fc,
     fuse_bn,
     fuse_conv_bn,
@@ -14,7 +15,7 @@ from .functional import (
 )
 
 __all__ = [
-    'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'absorb_bn_into_fc',
+    'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'add_conv_to_fc_', 'absorb_bn_into_fc',
     'absorb_bn_module_into_fc', 'reparameterize_model', 'repmlp_model_convert',
     'randomize_norm_layers', 'deploy_difference'
 ]

@@ -117,6 +117,52 @@ def conv_to_fc(kernel, bias, partition_size, groups=1):
     return fc_weight, fc_bias
 
 
+def add_conv_to_fc_(fc_weight, kernel, partition_size):
+    """Add the FC form of a conv kernel to an FC weight, in place: ``fc_weight += W(kernel)``.
+
+    Computes ``fc_weight + conv_to_fc(kernel, None, partition_size, groups)[0]`` exactly (the
+    same additions; the layout does not depend on ``groups``), without building the FC form:
+    for each output pixel, the kernel taps that fall inside the partition are added to the
+    matching block of the weight. That touches only the taps' entries, instead of running a
+    conv over ``C*h*w // g`` one-hot maps and adding a dense ``(O*h*w, C*h*w // g)`` result,
+    which makes converting large blocks many times faster. Differentiable with respect to both
+    arguments when ``fc_weight`` is not a leaf (autograd records the in-place additions).
+
+    Args:
+        fc_weight (Tensor): ``(O*h*w, C*h*w // g)`` (``(O*l, C*l // g)`` in 1-D), modified.
+        kernel (Tensor): ``(O, C // g, kh, kw)``, or ``(O, C // g, k)`` for 1-D; odd sizes.
+        partition_size (int | tuple[int]): ``(h, w)`` (or ``l`` for 1-D).
+
+    Returns:
+        Tensor: ``fc_weight``.
+    """
+    spatial_dims = kernel.dim() - 2
+    if spatial_dims not in (1, 2):
+        raise ValueError(f'add_conv_to_fc_ expects a 1-D or 2-D conv kernel, got shape '
+                         f'{tuple(kernel.shape)}')
+    size = _as_tuple(partition_size, spatial_dims)
+    if spatial_dims == 1:  # a length-l partition is a 1 x l one
+        kernel, size = kernel.unsqueeze(2), (1, *size)
+    out_channels, in_per_group, kh, kw = kernel.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f'add_conv_to_fc_: kernel size {tuple(kernel.shape[2:])} must be odd')
+    h, w = size
+    expected = (out_channels * h * w, in_per_group * h * w)
+    if tuple(fc_weight.shape) != expected:
+        raise ValueError(f'add_conv_to_fc_: fc_weight has shape {tuple(fc_weight.shape)}, but a '
+                         f'{tuple(kernel.shape)} kernel over {size} partitions needs {expected}')
+    # [o, y, x, c, i, j]: output pixel (y, x) reads input pixel (i, j) through the tap
+    # (i - y + kh // 2, j - x + kw // 2).
+    blocks = fc_weight.view(out_channels, h, w, in_per_group, h, w)
+    ph, pw = kh // 2, kw // 2
+    for y in range(h):
+        top, bottom = max(0, y - ph), min(h, y + ph + 1)
+        for x in range(w):
+            left, right = max(0, x - pw), min(w, x + pw + 1)
+            blocks[:, y, x, :, top:bottom, left:right] += kernel[:, :, top - y + ph:bottom - y + ph,
+                                                                 left - x + pw:right - x + pw]
+    return fc_weight
+
 def absorb_bn_into_fc(fc_weight, fc_bias, running_mean, running_var, gamma, beta, eps,
                       repeats=1):
     """Absorb a BN that comes *before* an FC (the Global Perceptron's BN) into that FC.

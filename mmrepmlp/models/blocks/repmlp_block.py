@@ -7,7 +7,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import absorb_bn_module_into_fc, conv_to_fc, fuse_conv_bn, pad_kernel
+from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
 from ..layers import ConvBN, GroupwiseFC
 from ..layers.groupwise_fc import FC_IMPLS
 
@@ -191,14 +191,18 @@ class RepMLPBlock(BaseModule):
 
     def _forward_map(self, x):
         N = x.shape[0]
+        channels_last = not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
         partitions = self._partition(x)
         num_partitions, C, h, w = partitions.shape
-        out = self.fc3(partitions.reshape(num_partitions, C * h * w))
-        if not self.deploy:
-            out = self.fc3_bn(out)
-            if self.local_kernels:
-                out = out + self._local_perceptron(partitions).reshape_as(out)
-        return self._unpartition(out, N)
+        flat = partitions.reshape(num_partitions, C * h * w)
+        if self.deploy:
+            # FC3's output taken features-first is un-partitioned by a single copy.
+            return self._unpartition(self.fc3.features_first(flat), N, channels_last)
+        out = self.fc3_bn(self.fc3(flat))
+        if self.local_kernels:
+            out = out + self._local_perceptron(partitions).reshape_as(out)
+        return self._unpartition(out.t(), N, channels_last)
 
     def _partition(self, x):
         """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added."""
@@ -206,29 +210,38 @@ class RepMLPBlock(BaseModule):
         (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
         if (H, W) != self.padded_size:
             x = F.pad(x, (0, self.padded_size[1] - W, 0, self.padded_size[0] - H))
-        x = x.reshape(N, C, nh, h, nw, w)
-        partitions = x.permute(0, 2, 4, 1, 3, 5)
+        partitions = x.reshape(N, C, nh, h, nw, w).permute(0, 2, 4, 1, 3, 5)
+        # One copy into partition order (from NCHW or channels_last alike), then the add in
+        # place: a broadcast add would allocate its result in the input's order and need a
+        # second copy.
+        partitions = partitions.clone(memory_format=torch.contiguous_format)
         if self.with_global:
             per_partition = self._global_perceptron(x).reshape(N, C, nh, nw)
-            per_partition = per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
-            # The broadcast operand goes first so that the sum is allocated in partition
-            # order: the add doubles as the permuting copy.
-            partitions = per_partition + partitions
+            partitions += per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
         return partitions.reshape(N * nh * nw, C, h, w)
 
-    def _unpartition(self, out, N):
-        """FC3's output ``(N*nh*nw, O*h*w)`` -> ``(N, O, H, W)``."""
+    def _unpartition(self, out, N, channels_last=False):
+        """FC3's output, features-first ``(O*h*w, N*nh*nw)`` -> ``(N, O, H, W)``.
+
+        The result is channels_last when ``channels_last``, so that a model converted with
+        ``model.to(memory_format=torch.channels_last)`` keeps that format through the block.
+        """
         (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
         out_c = self.out_channels
-        out = out.reshape(N, nh, nw, out_c, h, w).permute(0, 3, 1, 4, 2, 5)
-        out = out.reshape(N, out_c, nh * h, nw * w)
+        out = out.reshape(out_c, h, w, N, nh, nw)
+        # ``contiguous`` copies only where the reshape could return a view (one partition).
+        if channels_last:
+            out = out.permute(3, 4, 1, 5, 2, 0).reshape(N, nh * h, nw * w, out_c)
+            out = out.contiguous().permute(0, 3, 1, 2)
+        else:
+            out = out.permute(3, 0, 4, 1, 5, 2).reshape(N, out_c, nh * h, nw * w).contiguous()
         if (H, W) != self.padded_size:
             out = out[:, :, :H, :W]
         return out
 
     def _global_perceptron(self, x):
-        """``x``: ``(N, C, nh, h, nw, w)`` -> ``(N, C*nh*nw)``, one value per partition."""
-        pooled = x.mean(dim=(3, 5))
+        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``."""
+        pooled = F.avg_pool2d(x, self.partition_size)
         if not self.deploy:
             pooled = self.global_bn(pooled)
         hidden = F.relu(self.fc1(pooled.flatten(1)))
@@ -279,6 +292,8 @@ class RepMLPBlock(BaseModule):
         if self.deploy:
             fc1 = (self.fc1.weight, self.fc1.bias) if self.with_global else (None, None)
             return (*fc1, self.fc3.weight, self.fc3.bias)
+        # A fresh tensor (the BN-scaled FC3 weight), so the local kernels can be added to it
+        # in place, tap by tap, without building their dense FC form.
         fc3_weight, fc3_bias = fuse_conv_bn(self.fc3, self.fc3_bn)
         if self.local_kernels:
             # Conv -> FC is linear in the kernel: sum the padded kernels, convert once.
@@ -286,9 +301,9 @@ class RepMLPBlock(BaseModule):
             fused = [b.fused_weight_bias() for b in self.local_perceptron.values()]
             kernel = sum(pad_kernel(k, kmax) for k, _ in fused)
             bias = sum(b for _, b in fused)
-            local_weight, local_bias = conv_to_fc(kernel, bias, self.partition_size, self.groups)
-            fc3_weight = fc3_weight + local_weight
-            fc3_bias = fc3_bias + local_bias
+            fc3_weight = add_conv_to_fc_(fc3_weight, kernel, self.partition_size)
+            h, w = self.partition_size
+            fc3_bias = fc3_bias + bias.repeat_interleave(h * w)
         if not self.with_global:
             return None, None, fc3_weight, fc3_bias
         fc1_weight, fc1_bias = absorb_bn_module_into_fc(
@@ -304,11 +319,8 @@ class RepMLPBlock(BaseModule):
             return
         with torch.no_grad():
             fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
-        old = self.fc3
-        self.fc3 = GroupwiseFC(old.in_features, old.out_features, old.groups, bias=True,
-                               impl=old.impl, device=fc3_weight.device, dtype=fc3_weight.dtype)
-        self.fc3.weight.data.copy_(fc3_weight)
-        self.fc3.bias.data.copy_(fc3_bias)
+        self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups,
+                                           self.fc3.impl)
         if self.with_global:
             self.fc1.weight.data.copy_(fc1_weight)
             self.fc1.bias.data.copy_(fc1_bias)

@@ -54,11 +54,9 @@ class ConvBN(BaseModule):
         if self.deploy:
             return
         weight, bias = (t.detach() for t in self.fused_weight_bias())
-        old = self.conv
-        self.conv = nn.Conv2d(old.in_channels, old.out_channels, old.kernel_size, old.stride,
-                              old.padding, old.dilation, old.groups, bias=True,
-                              device=weight.device, dtype=weight.dtype)
-        self.conv.weight.data.copy_(weight)
-        self.conv.bias.data.copy_(bias)
+        # New parameters on the existing conv: a new conv would spend time on a random
+        # initialization overwritten at once.
+        self.conv.weight = nn.Parameter(weight)
+        self.conv.bias = nn.Parameter(bias)
         del self.bn
         self.deploy = True

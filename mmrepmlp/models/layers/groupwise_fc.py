@@ -47,6 +47,20 @@ class GroupwiseFC(nn.Module):
             self.register_parameter('bias', None)
         self.reset_parameters()
 
+    @classmethod
+    def from_weight(cls, weight, bias=None, groups=1, impl='matmul'):
+        """A layer holding ``weight`` ``(out, in // groups)`` and ``bias`` as its parameters.
+
+        Nothing is initialized (the layer is built on the meta device first), which matters
+        for the multi-million-entry FCs that re-parameterization produces.
+        """
+        layer = cls(weight.shape[1] * groups, weight.shape[0], groups, bias=bias is not None,
+                    impl=impl, device='meta')
+        layer.weight = nn.Parameter(weight)
+        if bias is not None:
+            layer.bias = nn.Parameter(bias)
+        return layer
+
     def reset_parameters(self):
         # The same initialization as the equivalent grouped 1x1 conv.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -56,19 +70,36 @@ class GroupwiseFC(nn.Module):
 
     def forward(self, x):
         """``x``: ``(N, in_features)`` -> ``(N, out_features)``."""
-        if x.dim() != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f'GroupwiseFC expects inputs (N, {self.in_features}), got '
-                             f'{tuple(x.shape)}')
+        self._check_input(x)
         if self.groups == 1:
             return F.linear(x, self.weight, self.bias)
         if self.impl == 'conv':
-            out = F.conv2d(x.reshape(*x.shape, 1, 1), self.weight.unsqueeze(-1).unsqueeze(-1),
-                           self.bias, groups=self.groups)
-            return out.reshape(x.shape[0], self.out_features)
+            return self._grouped_conv(x)
+        return self._grouped_matmul(x).t().contiguous()
+
+    def features_first(self, x):
+        """``x``: ``(N, in_features)`` -> ``(out_features, N)``, the transposed output.
+
+        The batched matmul produces this layout; a caller that rearranges the output anyway
+        (RepMLP's un-partitioning) saves the copy that :meth:`forward` makes to transpose it.
+        """
+        self._check_input(x)
+        if self.impl == 'conv' and self.groups > 1:
+            return self._grouped_conv(x).t()
         return self._grouped_matmul(x)
 
+    def _check_input(self, x):
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f'GroupwiseFC expects inputs (N, {self.in_features}), got '
+                             f'{tuple(x.shape)}')
+
+    def _grouped_conv(self, x):
+        out = F.conv2d(x.reshape(*x.shape, 1, 1), self.weight.unsqueeze(-1).unsqueeze(-1),
+                       self.bias, groups=self.groups)
+        return out.reshape(x.shape[0], self.out_features)
+
     def _grouped_matmul(self, x):
-        """One batched matmul ``W_g @ x_g^T`` per group, computed as ``(g, out/g, N)``.
+        """``(out_features, N)``: one batched matmul ``W_g @ x_g^T`` per group.
 
         Multiplying from the weight side makes the weight's gradient come out in the
         weight's own layout (no transposed copy of the largest tensor in backward), and the
@@ -81,7 +112,7 @@ class GroupwiseFC(nn.Module):
             out = torch.bmm(weight, inputs)
         else:
             out = torch.baddbmm(self.bias.reshape(g, -1, 1), weight, inputs)
-        return out.permute(2, 0, 1).reshape(batch, self.out_features)
+        return out.reshape(self.out_features, batch)
 
     def extra_repr(self):
         return (f'in_features={self.in_features}, out_features={self.out_features}, '

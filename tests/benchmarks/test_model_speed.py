@@ -1,0 +1,67 @@
+"""benchmarks/model_speed.py: its CI mode runs end to end and prints the ratio lines.
+
+No timing is asserted (timings belong to the benchmark's own report); the test checks that
+every measurement is produced and is sane.
+"""
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / 'benchmarks' / 'model_speed.py'
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('model_speed', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_row(output, name):
+    match = re.search(rf'^\| {re.escape(name)} \|(.*)\|$', output, re.M)
+    assert match, f'no table row for {name} in:\n{output}'
+    return [cell.strip() for cell in match.group(1).split('|')]
+
+
+def test_quick_run_prints_every_measurement_and_the_ratios():
+    result = subprocess.run([sys.executable, str(SCRIPT), '--quick', '--breakdown'],
+                            capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    base = table_row(out, 'res50-base')
+    assert base[2] == '1.00x' and base[4] == '1.00x'
+    light = table_row(out, 'res50-light-g8')
+    params, images_per_s, speed_ratio, train_ms, train_ratio = light[:5]
+    deploy_mib, train_mib, switch_s = (float(v) for v in light[5:8])
+    assert float(params.rstrip('M')) > float(base[0].rstrip('M'))  # RepMLP adds FC weights
+    assert float(images_per_s) > 0 and float(train_ms) > 0 and switch_s > 0
+    # Training holds weights, gradients, momentum and activations: more than inference.
+    assert 0 < deploy_mib < train_mib
+    ratio = re.search(r'^ratio res50-light-g8: deploy speed (\S+)x, training step time (\S+)x '
+                      r'ResNet-50; switch_to_deploy (\S+) s$', out, re.M)
+    assert ratio, out
+    assert ratio.group(1) == speed_ratio.rstrip('x') and ratio.group(2) == train_ratio.rstrip('x')
+    # The breakdown table follows, one row per model: whole, replaced blocks, rest, RepMLP.
+    breakdown = out[out.index('# deploy time breakdown'):]
+    base_whole, base_replaced, _, base_repmlp = table_row(breakdown, 'res50-base')
+    assert float(base_whole) > float(base_replaced) > 0 and base_repmlp == '-'
+    light_whole, light_replaced, _, light_repmlp = table_row(breakdown, 'res50-light-g8')
+    assert float(light_whole) > float(light_replaced) > 0
+    float(light_repmlp)  # a number (a difference of two timings: its sign is not asserted)
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--amp'], '--amp needs --device cuda'),
+    (['--presets', 'res50-huge'], 'unknown presets'),
+    (['--batch', '0'], 'must be >= 1'),
+])
+def test_bad_options_name_the_problem(argv, message, capsys):
+    script = load_script()
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
