@@ -10,13 +10,17 @@ Example::
         --out-item metrics
 """
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
-
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
-from mmrepmlp.apis import ToolError, load_config, prepare_test_config, run_test
+from mmrepmlp.apis import (
+    ToolError,
+    add_runner_args,
+    load_config,
+    parse_runner_args,
+    prepare_test_config,
+    run_test,
+)
 
 
 def parse_args(argv=None):
@@ -27,9 +31,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='the file to write the predictions or metrics to')
     parser.add_argument('--out-item', choices=['metrics', 'pred'],
                         help='what --out holds (default: predictions)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
     parser.add_argument('--amp', action='store_true',
                         help='test in mixed precision (needs a CUDA GPU)')
     parser.add_argument('--show-dir', help='save the visualized predictions here')
@@ -43,13 +44,8 @@ def parse_args(argv=None):
         '--tta', action='store_true',
         help="test-time augmentation: the config's tta_model and tta_pipeline, or (for "
         'classifiers without them) flip TTA averaging the scores')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

@@ -9,13 +9,17 @@ Example::
     tools/dist_train.sh configs/repmlp_res50_g8_in1k.py 8 --resume
 """
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
-
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
-from mmrepmlp.apis import ToolError, build_runner, load_config, prepare_train_config
+from mmrepmlp.apis import (
+    ToolError,
+    add_runner_args,
+    build_runner,
+    load_config,
+    parse_runner_args,
+    prepare_train_config,
+)
 
 
 def parse_args(argv=None):
@@ -37,16 +41,8 @@ def parse_args(argv=None):
                         help='disable pin_memory in the dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in the dataloaders')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

@@ -5,8 +5,10 @@ from .build import build_model, forward_raw, input_shape, load_config, load_mode
 from .deploy import DeployResult, convert_checkpoint, make_deploy_config
 from .errors import ToolError
 from .runner import (
+    add_runner_args,
     build_runner,
     fit_config_to_device,
+    parse_runner_args,
     prepare_test_config,
     prepare_train_config,
     run_test,
@@ -15,6 +17,7 @@ from .runner import (
 __all__ = [
     'ToolError', 'load_config', 'build_model', 'read_checkpoint', 'load_model', 'input_shape',
     'forward_raw', 'prepare_train_config', 'prepare_test_config', 'fit_config_to_device',
-    'build_runner', 'run_test', 'DeployResult', 'convert_checkpoint', 'make_deploy_config',
+    'build_runner', 'run_test', 'add_runner_args', 'parse_runner_args', 'DeployResult',
+    'convert_checkpoint', 'make_deploy_config',
     'ModelSpec', 'benchmark_models'
 ]

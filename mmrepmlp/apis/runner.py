@@ -8,15 +8,34 @@ Without CUDA the config is adapted so that it still runs, on one CPU process or 
 (``--launcher pytorch``): SyncBN becomes BN, the process group uses gloo, memory is not
 pinned, and ``--amp`` is refused with a clear error.
 """
+import os
 import os.path as osp
 from copy import deepcopy
 
 import torch
-from mmengine.config import ConfigDict
+from mmengine.config import ConfigDict, DictAction
 
 from .errors import ToolError
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
+
+
+def add_runner_args(parser):
+    """Add the arguments ``train.py`` and ``test.py`` share last: config overrides and launcher."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser, argv=None):
+    """Parse ``argv``; a launcher's ``--local-rank`` becomes ``LOCAL_RANK`` for MMEngine."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def _scope(cfg):
