@@ -4,13 +4,12 @@ import copy
 
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...reparam import absorb_bn_module_into_fc, conv_to_fc, pad_kernel, reparameterize_model
 from ..blocks import RepMLPBlock
 from ..layers import ConvBN
+from .base import FreezableBackbone
 
 
 class _PartitionConv(BaseModule):
@@ -103,7 +102,7 @@ def _build_mixer(cfg, channels, size, norm_cfg, deploy):
 
 
 @MODELS.register_module()
-class PureMLPCifar(BaseBackbone):
+class PureMLPCifar(FreezableBackbone):
     """The pure-MLP network of RepMLP's Fig. 3 and its convolutional counterpart.
 
     No kernel is larger than 1x1 at inference in the pure MLP. Layout, for stages of
@@ -220,22 +219,10 @@ class PureMLPCifar(BaseBackbone):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self):
+    def frozen_modules(self):
         if self.frozen_stages < 0:
-            return
-        for module in [self.stem, *self.stages[:self.frozen_stages + 1]]:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+            return []
+        return [self.stem, *self.stages[:self.frozen_stages + 1]]
 
     def switch_to_deploy(self):
         """Fuse every conv-BN and merge every RepMLP into its deploy form (idempotent)."""

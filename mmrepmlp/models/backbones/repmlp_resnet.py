@@ -1,13 +1,12 @@
 import math
 
 import torch.nn as nn
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...reparam import reparameterize_model
 from ..blocks import RepMLPBottleneck, RepMLPLightBlock, ResNetBottleneck
 from ..layers import ConvBN
+from .base import FreezableBackbone
 
 BLOCK_TYPES = ('base', 'light', 'bottleneck')
 DEFAULT_INIT_CFG = [
@@ -67,7 +66,7 @@ _IS_SINGLE = dict(
 
 
 @MODELS.register_module()
-class RepMLPResNet(BaseBackbone):
+class RepMLPResNet(FreezableBackbone):
     """RepMLP-ResNet (Ding et al., arXiv 2105.01883, Sec. 3.5 and Appendix A).
 
     A ResNet whose chosen stride-1 bottlenecks are replaced by RepMLP Bottlenecks or RepMLP
@@ -334,22 +333,10 @@ class RepMLPResNet(BaseBackbone):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self):
+    def frozen_modules(self):
         frozen = [self.stem] if self.frozen_stages >= 0 else []
-        frozen += [getattr(self, name) for name in self.stage_names[:max(self.frozen_stages, 0)]]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        return frozen + [getattr(self, name)
+                         for name in self.stage_names[:max(self.frozen_stages, 0)]]
 
     def switch_to_deploy(self):
         """Convert every block and the stem to the deploy form (idempotent).
