@@ -7,8 +7,10 @@ shapes in official_v1/*.json: partitions 7x7, kernels 1, 3, 5; Light blocks C=O=
 - deploy forward (eval, no grad): FC3 as one batched matmul vs as a grouped 1x1 conv (the
   official form); target >= 1.5x;
 - training step (forward + backward, train mode): Local Perceptron computed per branch vs
-  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x), and, for scale,
-  the default training step vs the official-style one (FC3 as grouped conv).
+  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x); the same block
+  without a Local Perceptron (its ratio to per-branch is the ceiling of what any
+  implementation of the Local Perceptron could gain); and, for scale, the default training
+  step vs the official-style one (FC3 as grouped conv).
 
 Every pair is measured interleaved (``mmrepmlp.analysis.measure_interleaved``), so load from
 other processes hits both sides alike and the ratio is meaningful.
@@ -56,7 +58,7 @@ def make_blocks(channels, size, groups, variants, **common):
     }
     reference = randomize_norm_layers(next(iter(blocks.values())))
     for block in blocks.values():
-        block.load_state_dict(reference.state_dict())
+        block.load_state_dict(reference.state_dict(), strict=False)  # no_local: a subset
     return blocks
 
 
@@ -88,7 +90,8 @@ def measure_shape(channels, size, groups, args):
     train = make_blocks(channels, size, groups, {
         'per_branch': dict(local_impl='per_branch'),
         'fused': dict(local_impl='fused'),
-        'conv_fc3': dict(local_impl='per_branch', fc_impl='conv')
+        'conv_fc3': dict(local_impl='per_branch', fc_impl='conv'),
+        'no_local': dict(local_kernels=())
     })
     for block in deploy.values():
         block.eval()
@@ -107,8 +110,8 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     header = (f'{"block (C=O, HxW, g)":34} | {"deploy: matmul":>14} {"conv":>9} {"ratio":>6} | '
-              f'{"train: per-branch":>17} {"fused":>9} {"ratio":>6} | {"conv FC3":>9} '
-              f'{"ratio":>6}')
+              f'{"train: per-branch":>17} {"fused":>9} {"ratio":>6} | {"no local":>9} '
+              f'{"ceiling":>7} | {"conv FC3":>9} {"ratio":>6}')
     print(header)
     print('-' * len(header))
     rows = {}
@@ -120,11 +123,13 @@ def main(argv=None):
               f'{s["deploy conv"] / s["deploy matmul"]:5.2f}x | '
               f'{ms["train per_branch"]:>17} {ms["train fused"]:>9} '
               f'{s["train per_branch"] / s["train fused"]:5.2f}x | '
+              f'{ms["train no_local"]:>9} {s["train per_branch"] / s["train no_local"]:6.2f}x | '
               f'{ms["train conv_fc3"]:>9} {s["train conv_fc3"] / s["train per_branch"]:5.2f}x')
     print(f'batch {args.batch}, {args.threads} threads, median of {args.rounds} interleaved '
           'rounds. Ratios (> 1: the first is slower): deploy conv / matmul (target >= 1.5x); '
-          'train per-branch / fused (target >= 1.2x); train with conv FC3 / default '
-          '(matmul FC3, per-branch local).')
+          'train per-branch / fused (target >= 1.2x); ceiling: train per-branch / without Local '
+          'Perceptron (the most any Local Perceptron implementation could gain); train with '
+          'conv FC3 / default (matmul FC3, per-branch local).')
     return rows
 
 

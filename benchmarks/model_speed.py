@@ -27,6 +27,7 @@ ratios; they are reported, not asserted.
 import argparse
 import copy
 import json
+import math
 import os
 import resource
 import statistics
@@ -233,20 +234,51 @@ def _blocks_step(model, inputs):
     return run
 
 
+def _fc3_step(model, positions, batch):
+    """The FC3 matmuls of the RepMLP blocks at ``positions`` alone, on inputs of their shape.
+
+    Also returns their multiply-accumulates per call.
+    """
+    layers = [getattr(model.backbone, stage)[index].repmlp for stage, index in positions]
+    work = [(layer.fc3, torch.randn(batch * math.prod(layer.num_parts), layer.fc3.in_features,
+                                    device=layer.fc3.weight.device)) for layer in layers]
+
+    def run():
+        with torch.no_grad():
+            for fc3, x in work:
+                fc3.features_first(x)
+
+    return run, sum(x.shape[0] * fc3.weight.numel() for fc3, x in work)
+
+
+SGEMM_SIZE = 2048
+
+
+def _sgemm_step(device):
+    """One large square float32 matmul: the BLAS's best case on this machine, for scale."""
+    a, b = (torch.randn(SGEMM_SIZE, SGEMM_SIZE, device=device) for _ in range(2))
+    return lambda: a @ b
+
+
 def breakdown(deploy_models, images, args):
     """Deploy time split into the blocks RepMLP replaces and the rest, measured interleaved.
 
     The replaced positions are the RepMLP blocks' (the same in every preset of a run, as in
     the paper; the baseline's plain bottlenecks there are the ones RepMLP replaces). The
     RepMLP layers' own share is the time of those blocks minus the time of the same blocks
-    with their RepMLP replaced by an identity.
+    with their RepMLP replaced by an identity. The FC3 matmuls of those RepMLP layers are
+    also timed alone (the batched matmuls on inputs of their shapes, one after the other):
+    the part of the RepMLP layers' time that remains if everything around the matmuls is
+    free.
 
     Returns:
-        dict[str, dict[str, float]]: name -> seconds of ``whole``, ``replaced``, ``repmlp``.
+        tuple: name -> dict of seconds ``whole``, ``replaced``, ``repmlp`` and ``fc3``, and
+        ``fc3_macs`` (``None`` for the baseline's entries); and the multiply-accumulates/s of
+        a large square matmul measured in the same rounds, for scale.
     """
     positions = sorted({pos for model in deploy_models.values()
                         for pos in _replaced_blocks(model)})
-    steps = {}
+    steps, macs = {'sgemm': _sgemm_step(args.device)}, {}
     for name, model in deploy_models.items():
         inputs = _block_inputs(model, images, positions)
         steps[f'{name} whole'] = deploy_step(model, images, args)
@@ -256,25 +288,50 @@ def breakdown(deploy_models, images, args):
             for stage, index in positions:
                 getattr(without.backbone, stage)[index].repmlp = nn.Identity()
             steps[f'{name} without'] = _blocks_step(without, inputs)
+            steps[f'{name} fc3'], macs[name] = _fc3_step(model, positions, args.batch)
     seconds = measure_interleaved(steps, warmup=args.warmup, rounds=args.rounds,
                                   device=args.device)
-    return {
-        name: dict(whole=seconds[f'{name} whole'], replaced=seconds[f'{name} replaced'],
-                   repmlp=(seconds[f'{name} replaced'] - seconds[f'{name} without']
-                           if name != BASELINE else None))
-        for name in deploy_models
-    }
+    split = {}
+    for name in deploy_models:
+        whole, replaced = seconds[f'{name} whole'], seconds[f'{name} replaced']
+        if name == BASELINE:
+            split[name] = dict(whole=whole, replaced=replaced, repmlp=None, fc3=None,
+                               fc3_macs=None)
+        else:
+            split[name] = dict(whole=whole, replaced=replaced,
+                               repmlp=replaced - seconds[f'{name} without'],
+                               fc3=seconds[f'{name} fc3'], fc3_macs=macs[name])
+    return split, SGEMM_SIZE**3 / seconds['sgemm']
 
 
-def print_breakdown(split, args):
+def print_breakdown(split, sgemm_rate, args):
+    """The breakdown table, with the best deploy ratio each model could reach if its RepMLP
+    layers cost only their FC3 matmuls (at the speed measured here).
+
+    The ceiling takes the rest of the network at ResNet-50's time: it is the same network in
+    every model, so its spread between models is noise of the run.
+    """
+    base = split[BASELINE]
+    base_rest = base['whole'] - base['replaced']
     print(f'# deploy time breakdown, batch {args.batch}, median of {args.rounds} interleaved '
-          'rounds (ms); "replaced blocks" = the RepMLP blocks\' positions')
-    print('| model | whole | replaced blocks | rest | RepMLP layers in them |')
-    print('|---|---:|---:|---:|---:|')
+          'rounds (ms); "replaced blocks" = the RepMLP blocks\' positions; "FC3 alone" = '
+          'their FC3 matmuls timed alone; "ceiling" = ResNet-50 / (ResNet-50\'s rest + '
+          'replaced blocks - RepMLP layers + FC3 alone), an estimate of the deploy ratio if '
+          'everything in the RepMLP layers but the matmuls were free')
+    print('| model | whole | replaced blocks | rest | RepMLP layers in them | FC3 alone '
+          '| FC3 GMAC/s | ceiling vs ResNet-50 |')
+    print('|---|---:|---:|---:|---:|---:|---:|---:|')
     for name, t in split.items():
-        repmlp = _fmt(None if t['repmlp'] is None else t['repmlp'] * 1e3, '.1f')
+        if t['repmlp'] is None:
+            extra = '- | - | - | -'
+        else:
+            ceiling = base['whole'] / (base_rest + t['replaced'] - t['repmlp'] + t['fc3'])
+            extra = (f'{t["repmlp"] * 1e3:.1f} | {t["fc3"] * 1e3:.1f} '
+                     f'| {t["fc3_macs"] / t["fc3"] / 1e9:.0f} | {ceiling:.2f}x')
         print(f'| {name} | {t["whole"] * 1e3:.1f} | {t["replaced"] * 1e3:.1f} '
-              f'| {(t["whole"] - t["replaced"]) * 1e3:.1f} | {repmlp} |')
+              f'| {(t["whole"] - t["replaced"]) * 1e3:.1f} | {extra} |')
+    print(f'# for scale, in the same rounds: a {SGEMM_SIZE}x{SGEMM_SIZE} by {SGEMM_SIZE}x'
+          f'{SGEMM_SIZE} float32 matmul runs at {sgemm_rate / 1e9:.0f} GMAC/s')
 
 
 # ---------------------------------------------------------------------------- memory
@@ -436,7 +493,7 @@ def main(argv=None):
     }
     print_report(names, results, args, load_before, os.getloadavg()[0])
     if split:
-        print_breakdown(split, args)
+        print_breakdown(*split, args)
     return results
 
 

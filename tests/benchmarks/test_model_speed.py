@@ -45,13 +45,18 @@ def test_quick_run_prints_every_measurement_and_the_ratios():
                       r'ResNet-50; switch_to_deploy (\S+) s$', out, re.M)
     assert ratio, out
     assert ratio.group(1) == speed_ratio.rstrip('x') and ratio.group(2) == train_ratio.rstrip('x')
-    # The breakdown table follows, one row per model: whole, replaced blocks, rest, RepMLP.
+    # The breakdown table follows, one row per model: whole, replaced blocks, rest, RepMLP
+    # layers, their FC3 matmuls alone, the matmuls' rate and the ceiling they set.
     breakdown = out[out.index('# deploy time breakdown'):]
-    base_whole, base_replaced, _, base_repmlp = table_row(breakdown, 'res50-base')
-    assert float(base_whole) > float(base_replaced) > 0 and base_repmlp == '-'
-    light_whole, light_replaced, _, light_repmlp = table_row(breakdown, 'res50-light-g8')
+    base_whole, base_replaced, _, *base_repmlp = table_row(breakdown, 'res50-base')
+    assert float(base_whole) > float(base_replaced) > 0 and base_repmlp == ['-'] * 4
+    light_whole, light_replaced, _, light_repmlp, fc3_ms, gmacs, ceiling = table_row(
+        breakdown, 'res50-light-g8')
     assert float(light_whole) > float(light_replaced) > 0
     float(light_repmlp)  # a number (a difference of two timings: its sign is not asserted)
+    assert float(fc3_ms) > 0 and float(gmacs) > 0 and float(ceiling.rstrip('x')) > 0
+    assert re.search(r'^# for scale, in the same rounds: .* runs at \d+ GMAC/s$', breakdown,
+                     re.M), breakdown
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -65,3 +70,21 @@ def test_bad_options_name_the_problem(argv, message, capsys):
         script.parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_breakdown_ceiling_counts_only_the_fc3_matmuls_of_the_repmlp_layers(capsys):
+    # ResNet-50: 300 ms, 100 of them in the replaced blocks (rest 200). The RepMLP model's
+    # replaced blocks take 60 ms, 30 of them in RepMLP layers whose FC3 matmuls alone take 20:
+    # with the rest at 200 ms, free non-matmul work would give 300 / (200 + 60 - 30 + 20).
+    # Its own rest (215 ms) is noise of the run and does not enter the ceiling.
+    split = {
+        'res50-base': dict(whole=0.300, replaced=0.100, repmlp=None, fc3=None, fc3_macs=None),
+        'res50-light-g8': dict(whole=0.275, replaced=0.060, repmlp=0.030, fc3=0.020,
+                               fc3_macs=1.5e9),
+    }
+    script = load_script()
+    script.print_breakdown(split, 80e9, script.parse_args(['--breakdown']))
+    out = capsys.readouterr().out
+    assert table_row(out, 'res50-light-g8') == ['275.0', '60.0', '215.0', '30.0', '20.0', '75',
+                                                '1.20x']
+    assert 'runs at 80 GMAC/s' in out
