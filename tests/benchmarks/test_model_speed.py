@@ -45,6 +45,9 @@ def test_quick_run_prints_every_measurement_and_the_ratios():
                       r'ResNet-50; switch_to_deploy (\S+) s$', out, re.M)
     assert ratio, out
     assert ratio.group(1) == speed_ratio.rstrip('x') and ratio.group(2) == train_ratio.rstrip('x')
+    reference = re.search(r'^# reference: torchvision resnet50 .* runs at (\S+) img/s; '
+                          r'res50-base .* at (\S+)x its speed$', out, re.M)
+    assert reference and float(reference.group(1)) > 0 and float(reference.group(2)) > 0, out
     # The breakdown table follows, one row per model: whole, replaced blocks, rest, RepMLP
     # layers, their FC3 matmuls alone, the matmuls' rate and the ceiling they set.
     breakdown = out[out.index('# deploy time breakdown'):]
