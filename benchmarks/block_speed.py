@@ -7,10 +7,11 @@ shapes in official_v1/*.json: partitions 7x7, kernels 1, 3, 5; Light blocks C=O=
 - deploy forward (eval, no grad): FC3 as one batched matmul vs as a grouped 1x1 conv (the
   official form); target >= 1.5x;
 - training step (forward + backward, train mode): Local Perceptron computed per branch vs
-  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x); the same block
-  without a Local Perceptron (its ratio to per-branch is the ceiling of what any
-  implementation of the Local Perceptron could gain); and, for scale, the default training
-  step vs the official-style one (FC3 as grouped conv).
+  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x); two ceilings on
+  what a faster Local Perceptron could gain: the block without any Local Perceptron, and the
+  block whose branches keep their convs but lose their BNs (not the RepMLP function: the
+  cost of the branch convs alone, the least conv work an exact Local Perceptron does); and,
+  for scale, the default training step vs the official-style one (FC3 as grouped conv).
 
 Every pair is measured interleaved (``mmrepmlp.analysis.measure_interleaved``), so load from
 other processes hits both sides alike and the ratio is meaningful.
@@ -20,6 +21,7 @@ other processes hits both sides alike and the ratio is meaningful.
 import argparse
 
 import torch
+import torch.nn as nn
 
 from mmrepmlp.analysis import measure_interleaved
 from mmrepmlp.models.blocks import RepMLPBlock
@@ -62,6 +64,13 @@ def make_blocks(channels, size, groups, variants, **common):
     return blocks
 
 
+def without_branch_norms(block):
+    """``block`` with the BNs of its Local Perceptron's branches removed (timing only)."""
+    for branch in block.local_perceptron.values():
+        branch.bn = nn.Identity()
+    return block
+
+
 def deploy_forward(block, inputs):
 
     def run():
@@ -91,8 +100,10 @@ def measure_shape(channels, size, groups, args):
         'per_branch': dict(local_impl='per_branch'),
         'fused': dict(local_impl='fused'),
         'conv_fc3': dict(local_impl='per_branch', fc_impl='conv'),
-        'no_local': dict(local_kernels=())
+        'no_local': dict(local_kernels=()),
+        'convs_only': dict(local_impl='per_branch')
     })
+    without_branch_norms(train['convs_only'])
     for block in deploy.values():
         block.eval()
     timed = {f'deploy {k}': deploy_forward(b, inputs) for k, b in deploy.items()}
@@ -111,7 +122,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     header = (f'{"block (C=O, HxW, g)":34} | {"deploy: matmul":>14} {"conv":>9} {"ratio":>6} | '
               f'{"train: per-branch":>17} {"fused":>9} {"ratio":>6} | {"no local":>9} '
-              f'{"ceiling":>7} | {"conv FC3":>9} {"ratio":>6}')
+              f'{"ceiling":>7} | {"convs only":>10} {"ceiling":>7} | {"conv FC3":>9} '
+              f'{"ratio":>6}')
     print(header)
     print('-' * len(header))
     rows = {}
@@ -124,12 +136,15 @@ def main(argv=None):
               f'{ms["train per_branch"]:>17} {ms["train fused"]:>9} '
               f'{s["train per_branch"] / s["train fused"]:5.2f}x | '
               f'{ms["train no_local"]:>9} {s["train per_branch"] / s["train no_local"]:6.2f}x | '
+              f'{ms["train convs_only"]:>10} '
+              f'{s["train per_branch"] / s["train convs_only"]:6.2f}x | '
               f'{ms["train conv_fc3"]:>9} {s["train conv_fc3"] / s["train per_branch"]:5.2f}x')
     print(f'batch {args.batch}, {args.threads} threads, median of {args.rounds} interleaved '
           'rounds. Ratios (> 1: the first is slower): deploy conv / matmul (target >= 1.5x); '
-          'train per-branch / fused (target >= 1.2x); ceiling: train per-branch / without Local '
-          'Perceptron (the most any Local Perceptron implementation could gain); train with '
-          'conv FC3 / default (matmul FC3, per-branch local).')
+          'train per-branch / fused (target >= 1.2x); ceilings: train per-branch / without '
+          'Local Perceptron (the most any Local Perceptron implementation could gain), and / '
+          'with the branch convs but not their BNs (the most that faster BNs and adds could '
+          'gain); train with conv FC3 / default (matmul FC3, per-branch local).')
     return rows
 
 

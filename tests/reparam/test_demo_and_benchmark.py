@@ -29,6 +29,7 @@ def test_benchmark_quick_mode_measures_every_shape(capsys):
     assert rows.keys() == module.SHAPES.keys()
     for seconds in rows.values():
         assert set(seconds) == {'deploy matmul', 'deploy conv', 'train per_branch',
-                                'train fused', 'train conv_fc3', 'train no_local'}
+                                'train fused', 'train conv_fc3', 'train no_local',
+                                'train convs_only'}
         assert all(s > 0 for s in seconds.values())
     assert 'batch 2' in capsys.readouterr().out
