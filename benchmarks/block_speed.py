@@ -60,7 +60,8 @@ def make_blocks(channels, size, groups, variants, **common):
     }
     reference = randomize_norm_layers(next(iter(blocks.values())))
     for block in blocks.values():
-        block.load_state_dict(reference.state_dict(), strict=False)  # no_local: a subset
+        # A block without Local Perceptron takes the subset of the weights it has.
+        block.load_state_dict(reference.state_dict(), strict=bool(block.local_kernels))
     return blocks
 
 
