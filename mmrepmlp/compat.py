@@ -17,6 +17,7 @@ Fixes (see each function):
 * :func:`fix_numpy_in1d` - numpy>=2.4 removed ``np.in1d`` (mmpretrain retrieval metrics).
 * :func:`fix_cpu_distributed` - mmengine's DDP set-up assumes CUDA.
 """
+import contextlib
 import functools
 import importlib
 import importlib.machinery
@@ -697,22 +698,34 @@ def _accelerator_available():
             or device.is_npu_available() or device.is_musa_available())
 
 
-def _wrap_init_dist_pytorch(original):
+@contextlib.contextmanager
+def _cuda_set_device_skipped():
+    """``torch.cuda.set_device`` as a no-op: mmengine's launchers call it unconditionally."""
+    import torch
+
+    original = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = original
+
+
+def _wrap_init_dist_launcher(original):
+    """``original`` (an ``_init_dist_*`` of mmengine) made to work without an accelerator."""
 
     @functools.wraps(original)
-    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
-        if _accelerator_available() or init_backend != 'torch':
-            return original(backend, init_backend=init_backend, **kwargs)
-        import torch.distributed as torch_dist
-
+    def init(backend, *args, **kwargs):
+        if _accelerator_available():
+            return original(backend, *args, **kwargs)
         if backend == 'nccl':
             logger.info('No CUDA device: using the gloo backend instead of nccl.')
             backend = 'gloo'
-        # no torch.cuda.set_device: there is no device to pick
-        torch_dist.init_process_group(backend=backend, **kwargs)
+        with _cuda_set_device_skipped():  # there is no device to pick
+            return original(backend, *args, **kwargs)
 
-    _init_dist_pytorch.__wrapped_upstream__ = original
-    return _mark(_init_dist_pytorch)
+    init.__wrapped_upstream__ = original
+    return _mark(init)
 
 
 def _on_cpu_only(module):
@@ -736,13 +749,13 @@ def _wrap_ddp_init(original):
 
 
 def fix_cpu_distributed():
-    """Make mmengine's ``launcher='pytorch'`` work on machines without CUDA.
+    """Make mmengine's ``pytorch``, ``slurm`` and ``mpi`` launchers work without CUDA.
 
-    Upstream problem: ``mmengine.dist.utils._init_dist_pytorch`` always calls
+    Upstream problem: ``mmengine.dist.utils._init_dist_{pytorch,slurm,mpi}`` always call
     ``torch.cuda.set_device`` and the Runner's default backend is nccl; ``Runner.wrap_model``
     (and ``DDPStrategy``) build ``MMDistributedDataParallel(device_ids=[LOCAL_RANK])``, which
-    DDP rejects for a CPU module. With no CUDA/MLU/NPU/MUSA device this makes
-    ``_init_dist_pytorch`` use gloo instead of nccl and skip ``set_device``, and
+    DDP rejects for a CPU module. With no CUDA/MLU/NPU/MUSA device this makes those
+    launchers use gloo instead of nccl and skip ``set_device``, and
     ``MMDistributedDataParallel`` drop ``device_ids`` for a module that lives on the CPU.
     Nothing changes when an accelerator is available.
 
@@ -755,9 +768,11 @@ def fix_cpu_distributed():
     from mmengine.model.wrappers import MMDistributedDataParallel
 
     changed = False
-    if not _is_ours(dist_utils._init_dist_pytorch):
-        dist_utils._init_dist_pytorch = _wrap_init_dist_pytorch(dist_utils._init_dist_pytorch)
-        changed = True
+    for name in ('_init_dist_pytorch', '_init_dist_slurm', '_init_dist_mpi'):
+        launcher = getattr(dist_utils, name)
+        if not _is_ours(launcher):
+            setattr(dist_utils, name, _wrap_init_dist_launcher(launcher))
+            changed = True
     init = MMDistributedDataParallel.__dict__['__init__']
     if not _is_ours(init):
         MMDistributedDataParallel.__init__ = _wrap_ddp_init(init)

@@ -783,3 +783,46 @@ def test_cpu_ddp_two_ranks(tmp_path):
         opt.step()
     for k, v in ref.state_dict().items():
         torch.testing.assert_close(w0[k], v)
+
+
+# The env each launcher reads for a 1-process job (slurm's MASTER_ADDR is given, so its
+# `scontrol` lookup is not needed).
+LAUNCHER_ENVS = {
+    'mpi': dict(OMPI_COMM_WORLD_LOCAL_RANK='0', OMPI_COMM_WORLD_RANK='0',
+                OMPI_COMM_WORLD_SIZE='1'),
+    'slurm': dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_NODELIST='localhost',
+                  SLURM_LOCALID='0'),
+}
+
+
+def launcher_job(launcher, apply_fix):
+    code = LOAD_COMPAT + ATTEMPT + textwrap.dedent(f"""\
+        if {apply_fix}:
+            compat.apply_all()
+        import torch.distributed as dist
+        from mmengine.dist import init_dist
+
+        # the Runner's default backend is nccl
+        attempt('init', lambda: init_dist({launcher!r}, backend='nccl'))
+        if dist.is_initialized():
+            results['backend'] = dist.get_backend()
+            results['world'] = dist.get_world_size()
+            dist.destroy_process_group()
+        print(json.dumps(results))
+        """)
+    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()),
+               CUDA_VISIBLE_DEVICES='', **LAUNCHER_ENVS[launcher])
+    return code, env
+
+
+@pytest.mark.parametrize('launcher', sorted(LAUNCHER_ENVS))
+def test_slurm_and_mpi_launchers_on_cpu(launcher, tmp_path):
+    upstream, fixed = run_pythons(
+        [launcher_job(launcher, apply_fix=False), launcher_job(launcher, apply_fix=True)],
+        tmp_path, timeout=120)
+    kind, message = upstream['init']
+    assert kind in ('RuntimeError', 'AssertionError'), message  # torch.cuda.set_device
+    assert 'cuda' in message.lower() or 'nvidia' in message.lower(), message
+    assert 'backend' not in upstream
+    assert fixed['init'][0] == 'ok', fixed['init']
+    assert fixed['backend'] == 'gloo' and fixed['world'] == 1
