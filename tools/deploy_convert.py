@@ -9,10 +9,10 @@ error for bad input or when the outputs of both forms differ beyond --tolerance;
 written then. A checkpoint already in deploy form is reported and left alone (exit 0).
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
-from mmrepmlp.apis import ToolError, convert_checkpoint
+from mmrepmlp.apis import convert_checkpoint
+from mmrepmlp.apis.cli import tool_main
 from mmrepmlp.apis.deploy import DEFAULT_TOLERANCE
 
 
@@ -21,7 +21,8 @@ def parse_args(argv=None):
         description='Convert a checkpoint to the deploy (re-parameterized) form.')
     parser.add_argument('config', help='the training-time config')
     parser.add_argument('checkpoint', help='a training-time checkpoint of that config')
-    parser.add_argument('--out', help='the deploy checkpoint (default: <checkpoint>_deploy.pth)')
+    parser.add_argument('--out', help='the deploy checkpoint, or a folder for it (default: '
+                        '<checkpoint>_deploy.pth)')
     parser.add_argument('--no-verify', action='store_true',
                         help='skip comparing the outputs of both forms on a random batch')
     parser.add_argument('--tolerance', type=float, default=DEFAULT_TOLERANCE,
@@ -32,13 +33,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        convert_checkpoint(args.config, args.checkpoint, args.out, verify=not args.no_verify,
-                           tolerance=args.tolerance, shape=args.shape)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    convert_checkpoint(args.config, args.checkpoint, args.out, verify=not args.no_verify,
+                       tolerance=args.tolerance, shape=args.shape)
 
 
 if __name__ == '__main__':

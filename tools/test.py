@@ -1,8 +1,9 @@
 """Test (and evaluate) a checkpoint with MMEngine's Runner (MMPretrain's arguments).
 
-Works for MMPretrain and MMSegmentation configs, training-time and deploy configs alike, on
-GPUs and on CPUs. For MMSeg configs ``--out`` is a directory of predicted maps, as in
-MMSegmentation's own tool.
+Works for every task's configs (classification, segmentation, face recognition),
+training-time and deploy configs alike, on GPUs and on CPUs. The checkpoint must fit the
+model (``--non-strict`` tests what fits). For segmentation configs ``--out`` is a folder of
+predicted maps, as in MMSegmentation's own tool.
 
 Example::
 
@@ -10,17 +11,16 @@ Example::
         --out-item metrics
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
-    ToolError,
     add_runner_args,
     load_config,
     parse_runner_args,
     prepare_test_config,
     run_test,
 )
+from mmrepmlp.apis.cli import tool_main
 
 
 def parse_args(argv=None):
@@ -28,7 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory for the metrics file and logs')
-    parser.add_argument('--out', help='the file to write the predictions or metrics to')
+    parser.add_argument('--out', help='the file to write the predictions or metrics to (for '
+                        'segmentation: the folder of predicted maps)')
     parser.add_argument('--out-item', choices=['metrics', 'pred'],
                         help='what --out holds (default: predictions)')
     parser.add_argument('--amp', action='store_true',
@@ -44,17 +45,20 @@ def parse_args(argv=None):
         '--tta', action='store_true',
         help="test-time augmentation: the config's tta_model and tta_pipeline, or (for "
         'classifiers without them) flip TTA averaging the scores')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='test a checkpoint that does not fit the model (missing, '
+                        'unexpected or reshaped keys are named and left as initialized)')
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = prepare_test_config(load_config(args.config), args)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
-    run_test(cfg, args.out, args.out_item)
+    cfg = load_config(args.config)
+    test_output = prepare_test_config(cfg, args)
+    run_test(cfg, args.checkpoint, args.out, args.out_item, test_output,
+             strict=not args.non_strict)
 
 
 if __name__ == '__main__':

@@ -9,17 +9,16 @@ Example::
     tools/dist_train.sh configs/repmlp_res50_g8_in1k.py 8 --resume
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
-    ToolError,
     add_runner_args,
     build_runner,
     load_config,
     parse_runner_args,
     prepare_train_config,
 )
+from mmrepmlp.apis.cli import tool_main
 
 
 def parse_args(argv=None):
@@ -45,12 +44,10 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = prepare_train_config(load_config(args.config), args)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    cfg = prepare_train_config(load_config(args.config), args)
     build_runner(cfg).train()
 
 

@@ -10,9 +10,9 @@ from typing import Optional
 import torch
 
 from ..analysis import count_params, measure_interleaved
+from ..utils.errors import ToolError
 from .build import forward_raw, input_shape, load_model
 from .deploy import convert_model
-from .errors import ToolError
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Load configs, models and checkpoints for the tools, with one-line errors for bad input.
 
-Models are built through MMEngine's root registry under the config's ``default_scope``, so
+Models are built through MMEngine's root registry under the scope of the config's task, so
 the same code serves MMPretrain classifiers, MMSegmentation segmentors and any other task.
 """
 import os.path as osp
@@ -8,22 +8,14 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 
-from .errors import ToolError
-
-# Transforms whose output has a fixed size, and the argument that holds it as (w, h) or int.
-_FIXED_SIZE_TRANSFORMS = {
-    'CenterCrop': 'crop_size',
-    'RandomCrop': 'crop_size',
-    'RandomResizedCrop': 'scale',
-    'Resize': 'scale',
-}
-
-
-def describe_exception(exc, limit=200):
-    """``TypeName: first line of the message``, cut to ``limit`` characters."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = f'{type(exc).__name__}: {lines[0] if lines else "(no message)"}'
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+from ..tasks import task_of
+from ..utils.checkpoint import (
+    describe_differences,
+    read_checkpoint,
+    shapes,
+    state_dict_differences,
+)
+from ..utils.errors import ToolError, describe_exception
 
 
 def load_config(path, cfg_options=None):
@@ -40,12 +32,14 @@ def load_config(path, cfg_options=None):
 
 
 def build_model(cfg):
-    """Build ``cfg.model`` in the config's default scope, in eval mode."""
+    """Build ``cfg.model`` in its task's registry scope, in eval mode."""
     from mmengine.registry import MODELS, init_default_scope
 
     if not cfg.get('model'):
         raise ToolError(f'config {cfg.filename} has no `model` to build')
-    init_default_scope(cfg.get('default_scope') or 'mmpretrain')
+    task = task_of(cfg)
+    task.check_available()
+    init_default_scope(task.scope(cfg))
     try:
         model = MODELS.build(cfg.model)
     except Exception as exc:
@@ -54,53 +48,10 @@ def build_model(cfg):
     return model.eval()
 
 
-def read_checkpoint(path):
-    """Read a checkpoint with MMEngine's loader.
-
-    Returns:
-        tuple[dict, dict]: the whole checkpoint (``{'state_dict': ...}`` when the file held a
-        bare state dict) and its state dict, with any DataParallel ``module.`` prefix removed.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    if not osp.isfile(path):
-        raise ToolError(f'checkpoint {path} does not exist; pass the path of a .pth file')
-    try:
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger=None)
-    except Exception as exc:
-        raise ToolError(f'cannot read checkpoint {path} ({describe_exception(exc)}); '
-                        'is it a complete checkpoint file?') from exc
-    if not isinstance(checkpoint, dict):
-        raise ToolError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of '
-                        'weights; save model.state_dict() or an MMEngine checkpoint')
-    if 'state_dict' not in checkpoint and 'model' not in checkpoint:
-        checkpoint = {'state_dict': checkpoint}
-    state_dict = checkpoint.get('state_dict', checkpoint.get('model'))
-    if not isinstance(state_dict, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ToolError(f'checkpoint {path} has no state dict of tensors under `state_dict` or '
-                        '`model`')
-    state_dict = {k.removeprefix('module.'): v for k, v in state_dict.items()}
-    return checkpoint, state_dict
-
-
 def state_dict_mismatch(model, state_dict):
-    """Describe how ``state_dict`` differs from ``model``'s, or return None when it fits.
-
-    BN's ``num_batches_tracked`` may be absent (PyTorch fills it in), as in many released
-    checkpoints.
-    """
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = [k for k in expected
-               if k not in state_dict and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in state_dict if k not in expected]
-    reshaped = [f'{k} {tuple(state_dict[k].shape)} vs {expected[k]}' for k in expected
-                if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
-    problems = [f'{len(items)} {what} (e.g. {", ".join(items[:2])})'
-                for items, what in ((missing, 'missing keys'), (unexpected, 'unexpected keys'),
-                                    (reshaped, 'keys with another shape (checkpoint vs model)'))
-                if items]
-    return '; '.join(problems) or None
+    """One line naming how ``state_dict`` differs from ``model``'s, or None when it fits."""
+    return describe_differences(state_dict_differences(shapes(model.state_dict()),
+                                                       shapes(state_dict)))
 
 
 def load_weights(model, state_dict, checkpoint_path, config_path):
@@ -126,43 +77,10 @@ def load_model(config_path, checkpoint_path=None, cfg_options=None):
     return model, cfg
 
 
-def _size_hw(value):
-    """An int or a ``(w, h)`` pair (the OpenMMLab transforms' order) -> ``(h, w)``."""
-    if isinstance(value, int):
-        return value, value
-    w, h = value
-    return h, w
-
-
-def _test_pipeline(cfg):
-    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
-    dataset = loader.get('dataset', {})
-    # Wrapper datasets (RepeatDataset, ...) keep the real one under `dataset`.
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']
-    return dataset.get('pipeline') or cfg.get('test_pipeline') or []
-
-
 def input_shape(cfg, shape=None):
-    """The ``(C, H, W)`` of one input of ``cfg.model``.
-
-    ``shape`` ``(H, W)`` wins; otherwise the backbone's ``img_size`` (RepMLP backbones are
-    built for one input size), otherwise the last fixed-size crop or resize of the test
-    pipeline.
-    """
-    backbone = cfg.model.get('backbone') or {}
-    channels = backbone.get('in_channels', 3)
-    if shape is not None:
-        return (channels, *shape)
-    img_size = backbone.get('img_size')  # (H, W), unlike the transforms' (w, h)
-    if img_size is not None:
-        return (channels, *((img_size, img_size) if isinstance(img_size, int) else img_size))
-    for transform in reversed(_test_pipeline(cfg)):
-        key = _FIXED_SIZE_TRANSFORMS.get(str(transform.get('type')).split('.')[-1])
-        if key and transform.get(key) is not None and not transform.get('keep_ratio'):
-            return (channels, *_size_hw(transform[key]))
-    raise ToolError(f'cannot tell the input size of config {cfg.filename} (no backbone '
-                    'img_size, no fixed-size crop in the test pipeline); pass --shape H W')
+    """The ``(C, H, W)`` of one input of ``cfg.model``, as its task reads it (see
+    :meth:`mmrepmlp.tasks.Task.input_shape`)."""
+    return task_of(cfg).input_shape(cfg, shape)
 
 
 def forward_raw(model, inputs):

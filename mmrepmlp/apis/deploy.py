@@ -17,11 +17,12 @@ from typing import List, Optional
 
 import torch
 
-from ..reparam import reparameterize_model
-from ..utils import atomic_torch_save
+from ..reparam import CONVERSION_METHODS, conversion_method, reparameterize_model
+from ..tasks import task_of
+from ..utils.errors import ToolError, describe_exception
+from ..utils.files import check_not_overwriting, check_writable, staged_files
 from .build import (
     build_model,
-    describe_exception,
     forward_raw,
     input_shape,
     load_config,
@@ -30,8 +31,6 @@ from .build import (
     read_checkpoint,
     state_dict_mismatch,
 )
-from .errors import ToolError
-from .files import check_not_overwriting, write_text_atomically
 
 DEFAULT_TOLERANCE = 1e-4
 VERIFY_BATCH = 2
@@ -53,10 +52,13 @@ class DeployResult:
 
 
 def default_output_paths(config_path, checkpoint_path, out=None):
-    """``(deploy checkpoint, deploy config)``: ``<ckpt>_deploy.pth`` unless ``out`` is given,
-    and ``<config name>_deploy.py`` next to it."""
+    """``(deploy checkpoint, deploy config)``: ``<ckpt>_deploy.pth`` unless ``out`` is given
+    (a folder: that file name in it), and ``<config name>_deploy.py`` next to it."""
+    default_name = osp.splitext(osp.basename(checkpoint_path))[0] + '_deploy.pth'
     if out is None:
-        out = osp.splitext(checkpoint_path)[0] + '_deploy.pth'
+        out = osp.join(osp.dirname(checkpoint_path), default_name)
+    elif osp.isdir(out) or out.endswith(os.sep):
+        out = osp.join(out, default_name)
     config_name = osp.splitext(osp.basename(config_path))[0] + '_deploy.py'
     return out, osp.join(osp.dirname(osp.abspath(out)), config_name)
 
@@ -75,7 +77,7 @@ def _registered_class(type_):
 
 
 def _is_reparameterizable(cls):
-    if cls is None or not callable(getattr(cls, 'switch_to_deploy', None)):
+    if cls is None or not any(callable(getattr(cls, name, None)) for name in CONVERSION_METHODS):
         return False
     try:
         return 'deploy' in inspect.signature(cls).parameters
@@ -112,33 +114,33 @@ def make_deploy_config(cfg):
 
 @contextmanager
 def _reporting_conversions(model, on_converted):
-    """Call ``on_converted(name, module)`` after each ``switch_to_deploy`` that changed its
-    module without converting a reported module inside it (so a container such as a residual
-    block or the backbone, which converts its children, is not reported again), however
+    """Call ``on_converted(name, module)`` after each conversion that changed its module
+    without converting a reported module inside it (so a container such as a residual block
+    or the backbone, which converts its children, is not reported again), however
     :func:`reparameterize_model` reaches the modules."""
     reported = []
     wrapped = []
 
-    def reporting(name, module, switch):
-        def switch_and_report():
+    def reporting(name, module, convert):
+        def convert_and_report():
             keys, reported_before = module.state_dict().keys(), len(reported)
-            switch()
+            convert()
             if module.state_dict().keys() != keys and len(reported) == reported_before:
                 reported.append(name)
                 on_converted(name or 'model', module)
-        return switch_and_report
+        return convert_and_report
 
     for name, module in model.named_modules():
-        switch = getattr(module, 'switch_to_deploy', None)
-        if callable(switch):
+        convert = conversion_method(module)
+        if convert is not None:
             # An instance attribute shadows the method until it is deleted below.
-            module.switch_to_deploy = reporting(name, module, switch)
-            wrapped.append(module)
+            setattr(module, convert.__name__, reporting(name, module, convert))
+            wrapped.append((module, convert.__name__))
     try:
         yield
     finally:
-        for module in wrapped:
-            del module.switch_to_deploy
+        for module, method_name in wrapped:
+            delattr(module, method_name)
 
 
 def convert_model(model, log=print):
@@ -154,19 +156,23 @@ def convert_model(model, log=print):
         log(f'converted {name} ({type(module).__name__}) [{len(converted)}]')
 
     with _reporting_conversions(model, on_converted):
-        reparameterize_model(model)
+        reparameterize_model(model, inplace=True)
     return converted
 
 
-def compare_outputs(reference, outputs):
-    """Max absolute difference, and the same relative to the largest reference magnitude."""
-    pairs = list(zip(reference, outputs))
-    if len(reference) != len(outputs) or any(r.shape != o.shape for r, o in pairs):
-        raise ToolError('the deploy model returns outputs of other shapes than the training '
-                        'model; check the deploy config')
-    max_abs = max((r.double() - o.double()).abs().max().item() for r, o in pairs)
-    scale = max(r.double().abs().max().item() for r in reference)
-    return max_abs, max_abs / max(scale, torch.finfo(torch.float64).tiny)
+def invalid_values(model):
+    """Names of the parameters and buffers of ``model`` that hold NaN or inf, and of the BN
+    running variances that are negative: what makes a conversion meaningless."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    problems = [f'{name} (not finite)' for name, tensor in
+                (*model.named_parameters(), *model.named_buffers())
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    for name, module in model.named_modules():
+        variance = getattr(module, 'running_var', None)
+        if isinstance(module, _BatchNorm) and variance is not None and (variance < 0).any():
+            problems.append(f'{name}.running_var (negative)')
+    return problems
 
 
 def _raw_outputs(model, inputs):
@@ -191,16 +197,14 @@ def _rebuild_deploy_model(deploy_cfg, deploy_state):
 
 
 def _save(checkpoint, state_dict, deploy_cfg, out_checkpoint, out_config):
+    """Write the deploy checkpoint and config, committed together (both or neither)."""
     meta = dict(checkpoint.get('meta') or {})
     # MMEngine checkpoints embed their config; the deploy one must describe the deploy model.
     meta.update(cfg=deploy_cfg.pretty_text, deploy=True)
-    os.makedirs(osp.dirname(osp.abspath(out_checkpoint)), exist_ok=True)
-    write_text_atomically(deploy_cfg.pretty_text, out_config)
-    try:
-        atomic_torch_save({'meta': meta, 'state_dict': state_dict}, out_checkpoint)
-    except BaseException:
-        os.remove(out_config)
-        raise
+    with staged_files([out_checkpoint, out_config]) as (tmp_checkpoint, tmp_config):
+        torch.save({'meta': meta, 'state_dict': state_dict}, tmp_checkpoint)
+        with open(tmp_config, 'w') as f:
+            f.write(deploy_cfg.pretty_text)
 
 
 def _already_deployed(checkpoint, state_dict, train_model, deploy_cfg):
@@ -235,7 +239,10 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
     """
     out_checkpoint, out_config = default_output_paths(config_path, checkpoint_path, out)
     check_not_overwriting((out_checkpoint, out_config), (checkpoint_path, config_path))
+    for path in (out_checkpoint, out_config):
+        check_writable(path)
     cfg = load_config(config_path)
+    task = task_of(cfg)
     model = build_model(cfg)
     deploy_cfg, flagged = make_deploy_config(cfg)
     checkpoint, state_dict = read_checkpoint(checkpoint_path)
@@ -243,6 +250,11 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
         log(f'{checkpoint_path} is already in deploy form: nothing converted or written')
         return DeployResult(already_deployed=True)
     load_weights(model, state_dict, checkpoint_path, config_path)
+    problems = invalid_values(model)
+    if problems:
+        raise ToolError(f'checkpoint {checkpoint_path} holds invalid values in '
+                        f'{len(problems)} tensors ({", ".join(problems[:4])}); the training '
+                        'diverged or the file is damaged: convert another checkpoint')
 
     if verify:
         inputs = torch.randn(VERIFY_BATCH, *input_shape(cfg, shape),
@@ -258,15 +270,15 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
 
     result = DeployResult(out_checkpoint, out_config, converted)
     if verify:
-        result.max_abs_diff, result.max_rel_diff = compare_outputs(
+        result.max_abs_diff, result.max_rel_diff = task.compare_outputs(
             reference, _raw_outputs(deploy_model, inputs))
         log(f'verify on a random batch {tuple(inputs.shape)}: max abs difference '
             f'{result.max_abs_diff:.3e}, max relative difference {result.max_rel_diff:.3e} '
             f'(tolerance {tolerance:g})')
-        if result.max_rel_diff > tolerance:
+        if not result.max_rel_diff <= tolerance:  # NaN fails too
             raise ToolError(f'deploy outputs differ from training outputs by '
-                            f'{result.max_rel_diff:.3e} relative (> {tolerance:g}); nothing '
-                            'written')
+                            f'{result.max_rel_diff:.3e} relative (tolerance {tolerance:g}, '
+                            'NaN means an output is not finite); nothing written')
     _save(checkpoint, deploy_state, deploy_cfg, out_checkpoint, out_config)
     log(f'saved {out_checkpoint} and {out_config}')
     return result

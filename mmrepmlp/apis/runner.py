@@ -1,23 +1,27 @@
-"""Turn the arguments of ``tools/train.py`` and ``tools/test.py`` into a Runner config.
+"""Turn the arguments of ``tools/train.py`` and ``tools/test.py`` into a Runner config, and run
+the test.
 
-The arguments are MMPretrain's. The same tools run MMSegmentation configs
-(``default_scope = 'mmseg'``): MMEngine's Runner is generic, and only the visualization switch
-and the meaning of ``test.py --out`` follow MMSegmentation's tools there.
+The arguments are MMPretrain's. What differs between tasks (collate, visualization, TTA, what
+``test.py --out`` writes) comes from the config's task (:func:`mmrepmlp.tasks.task_of`).
 
-Without CUDA the config is adapted so that it still runs, on one CPU process or several
-(``--launcher pytorch``): SyncBN becomes BN, the process group uses gloo, memory is not
-pinned, and ``--amp`` is refused with a clear error.
+Before any Runner is built, the data paths of the config and the checkpoint are checked, so
+that bad input ends with one line naming the problem and the fix. Without CUDA the config is
+adapted so that it still runs, on one CPU process or several (``--launcher pytorch``): SyncBN
+becomes BN, the process group uses gloo, memory is not pinned, and ``--amp`` is refused.
 """
 import os
 import os.path as osp
-from copy import deepcopy
 
 import torch
 from mmengine.config import ConfigDict, DictAction
 
-from .errors import ToolError
+from ..tasks import task_of
+from ..utils.errors import ToolError
+from ..utils.files import check_not_overwriting, dump
+from .build import read_checkpoint, state_dict_mismatch
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
+TRAIN_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def add_runner_args(parser):
@@ -38,8 +42,12 @@ def parse_runner_args(parser, argv=None):
     return args
 
 
-def _scope(cfg):
-    return cfg.get('default_scope') or 'mmpretrain'
+def launcher_rank():
+    """This process's rank as the launchers set it (0 without a launcher)."""
+    for variable in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if os.environ.get(variable, '').isdigit():
+            return int(os.environ[variable])
+    return 0
 
 
 def replace_sync_bn(node):
@@ -86,26 +94,25 @@ def set_work_dir(cfg, work_dir, config_path):
 
 
 def set_dataloader_defaults(cfg, fields, persistent_workers, disable=()):
-    """Fill MMPretrain's tool defaults into the dataloaders the config has.
+    """Fill MMPretrain's tool defaults and the task's into the dataloaders the config has.
+
+    Call it on the final config (after ``--cfg-options``): memory is pinned only with CUDA,
+    and workers persist only when there are workers.
 
     Args:
         cfg (Config): the config, changed in place.
         fields (Sequence[str]): the dataloader fields, e.g. ``('test_dataloader', )``.
         persistent_workers (bool): whether workers persist by default.
         disable (Sequence[str]): options forced off (``--no-pin-memory`` and the like).
-
-    Memory is pinned only for CUDA, and workers persist only when there are workers.
     """
+    task_defaults = task_of(cfg).dataloader_defaults()
     for field in fields:
         loader = cfg.get(field)
         if loader is None:
             continue
-        merged = ConfigDict(pin_memory=True)
+        merged = ConfigDict(pin_memory=True, **task_defaults)
         if persistent_workers:
             merged.persistent_workers = True
-        if _scope(cfg) == 'mmpretrain':
-            # MMPretrain's data preprocessor takes stacked batches; MMSeg keeps pseudo_collate.
-            merged.collate_fn = dict(type='default_collate')
         merged.update(loader)
         for option in disable:
             merged[option] = False
@@ -116,8 +123,24 @@ def set_dataloader_defaults(cfg, fields, persistent_workers, disable=()):
         cfg[field] = merged
 
 
+def check_data_paths(cfg, loaders):
+    """Raise one :class:`ToolError` listing every missing data path of ``loaders``, each with
+    the config key to set."""
+    missing = [(key, path) for key, path in task_of(cfg).data_paths(cfg, loaders)
+               if not osp.exists(path)]
+    if missing:
+        listed = '; '.join(f'{path} (from {key})' for key, path in missing)
+        keys = sorted({key.split('.')[0] for key, _ in missing})
+        hint = ' '.join(f'{key}.dataset.data_root=...' for key in keys)
+        raise ToolError(f'missing data: {listed}; put the data set there or point the config '
+                        f'at it, e.g. --cfg-options {hint}')
+
+
 def prepare_train_config(cfg, args):
     """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``."""
+    task_of(cfg).check_available()
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
@@ -125,13 +148,7 @@ def prepare_train_config(cfg, args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        if '://' not in args.resume and not osp.isfile(args.resume):
-            raise ToolError(f'--resume {args.resume}: no such checkpoint; give an existing '
-                            'file, or --resume alone to resume from the work dir\'s latest')
-        cfg.resume, cfg.load_from = True, args.resume
+    _set_resume(cfg, args.resume)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
@@ -140,66 +157,80 @@ def prepare_train_config(cfg, args):
     disable = [option for option, off in (('pin_memory', args.no_pin_memory),
                                           ('persistent_workers', args.no_persistent_workers))
                if off]
-    set_dataloader_defaults(cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
-                            persistent_workers=True, disable=disable)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    return fit_config_to_device(cfg, args.amp)
+    set_dataloader_defaults(cfg, TRAIN_LOADERS, persistent_workers=True, disable=disable)
+    fit_config_to_device(cfg, args.amp)
+    check_data_paths(cfg, [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader'])
+    return cfg
 
 
-def _enable_visualization(cfg, args):
-    hook = cfg.get('default_hooks', {}).get('visualization')
-    if hook is None:
-        raise ToolError('--show/--show-dir need a visualization hook in the config: add '
-                        "default_hooks.visualization = dict(type='VisualizationHook') "
-                        "(MMSeg: 'SegVisualizationHook')")
-    hook.update(show=args.show, wait_time=args.wait_time, interval=args.interval)
-    if _scope(cfg) == 'mmseg':
-        hook.draw = True
-        if args.show_dir:
-            cfg.visualizer.save_dir = args.show_dir
-    else:
-        hook.update(enable=True, out_dir=args.show_dir)
+def _set_resume(cfg, resume):
+    if resume is None:
+        return
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+        latest = osp.join(cfg.work_dir, 'last_checkpoint')
+        if osp.isfile(latest):  # MMEngine resumes from the file it names
+            with open(latest) as f:
+                check_resumable(f.read().strip(), '--resume (the latest checkpoint)')
+        return
+    if '://' not in resume:
+        if not osp.isfile(resume):
+            raise ToolError(f'--resume {resume}: no such checkpoint; give an existing file, or '
+                            "--resume alone to resume from the work dir's latest")
+        check_resumable(resume, f'--resume {resume}')
+    cfg.resume, cfg.load_from = True, resume
 
 
-def _enable_tta(cfg):
-    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        if _scope(cfg) != 'mmpretrain':
-            raise ToolError('--tta needs tta_model and tta_pipeline in the config')
-        cfg.setdefault('tta_model', dict(type='mmpretrain.AverageClsScoreTTA'))
-        # Flip test-time augmentation: each image as is and mirrored, scores averaged.
-        test_pipeline = cfg.test_dataloader.dataset.pipeline
-        flip = dict(type='TestTimeAug',
-                    transforms=[[dict(type='RandomFlip', prob=1.),
-                                 dict(type='RandomFlip', prob=0.)], [test_pipeline[-1]]])
-        cfg.setdefault('tta_pipeline', [*deepcopy(test_pipeline[:-1]), flip])
-    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+def check_resumable(path, what):
+    """Raise :class:`ToolError` unless ``path`` is a checkpoint the Runner wrote in training."""
+    checkpoint, _ = read_checkpoint(path)
+    meta = checkpoint.get('meta') or {}
+    needed = {'meta.iter and meta.epoch': 'iter' in meta and 'epoch' in meta,
+              'message_hub': 'message_hub' in checkpoint, 'optimizer': 'optimizer' in checkpoint}
+    lacking = [name for name, present in needed.items() if not present]
+    if lacking:
+        kind = 'a deploy checkpoint' if meta.get('deploy') else 'weights only'
+        raise ToolError(f'{what}: {path} holds {kind}, without the training state resuming '
+                        f'needs ({", ".join(lacking)}); resume from a checkpoint the training '
+                        f'wrote (work_dir/iter_N.pth or epoch_N.pth), or start a new training '
+                        f'from these weights with --cfg-options load_from={path}')
 
 
 def prepare_test_config(cfg, args):
-    """Apply the arguments of ``tools/test.py`` (an ``argparse.Namespace``) to ``cfg``."""
+    """Apply the arguments of ``tools/test.py`` (an ``argparse.Namespace``) to ``cfg``.
+
+    Returns:
+        TestOutput: what the task needs to write ``--out`` (see :func:`run_test`).
+    """
+    task = task_of(cfg)
+    task.check_available()
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if args.out_item is not None and args.out is None:
         raise ToolError('--out-item needs --out (the file to write)')
     if not osp.isfile(args.checkpoint):
         raise ToolError(f'checkpoint {args.checkpoint} does not exist')
+    inputs = [args.config, args.checkpoint] + [
+        path for _, path in task.data_paths(cfg, ['test_dataloader'])]
+    if args.out:
+        check_not_overwriting([args.out], inputs)
+        task.check_test_output(args.out, args.out_item)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = args.checkpoint  # checked against the model first (see run_test)
     if args.amp:
         cfg.test_cfg.fp16 = True
     if args.show or args.show_dir:
-        _enable_visualization(cfg, args)
+        check_not_overwriting([args.show_dir], inputs)
+        task.enable_visualization(cfg, args.show, args.show_dir, args.wait_time,
+                                  args.interval)
     if args.tta:
-        _enable_tta(cfg)
-    if args.out and args.out_item != 'metrics' and _scope(cfg) == 'mmseg':
-        # MMSeg's test --out: a directory of predicted segmentation maps.
-        cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
+        task.enable_tta(cfg)
     set_dataloader_defaults(cfg, ('test_dataloader', ), persistent_workers=False,
                             disable=['pin_memory'] if args.no_pin_memory else [])
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    return fit_config_to_device(cfg, args.amp)
+    fit_config_to_device(cfg, args.amp)
+    check_data_paths(cfg, ['test_dataloader'])
+    return task.prepare_test_output(cfg, args.out, args.out_item) if args.out else None
 
 
 def build_runner(cfg):
@@ -210,19 +241,70 @@ def build_runner(cfg):
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
-def run_test(cfg, out=None, out_item=None):
-    """Test with ``cfg``'s runner; write predictions or metrics to ``out`` like MMPretrain.
+def check_checkpoint_fits(runner, checkpoint_path, strict=True):
+    """Refuse a checkpoint that does not fit the Runner's model (MMEngine would load what
+    fits and test a partly random model), naming the keys; with ``strict`` False, warn.
+
+    The inner model of a DDP or test-time augmentation wrapper is compared, as MMEngine loads
+    the weights into it.
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
+    model = runner.model
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    mismatch = state_dict_mismatch(model, read_checkpoint(checkpoint_path)[1])
+    if mismatch and strict:
+        raise ToolError(f'checkpoint {checkpoint_path} does not fit the model of the config: '
+                        f'{mismatch}; pass the config it was trained with (a deploy '
+                        'checkpoint needs the *_deploy.py config), or --non-strict to load '
+                        'what fits')
+    if mismatch:
+        runner.logger.warning(f'--non-strict: loading what fits of {checkpoint_path}: '
+                              f'{mismatch}')
+
+
+def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=True):
+    """Test ``checkpoint`` with ``cfg``'s runner; write predictions or metrics to ``out``.
+
+    Args:
+        cfg (Config): the config from :func:`prepare_test_config`.
+        checkpoint (str): the weights, loaded strictly unless ``strict`` is False.
+        out (str, optional): ``--out``.
+        out_item (str, optional): ``'metrics'`` or ``'pred'`` (the default).
+        test_output (TestOutput, optional): what :func:`prepare_test_config` returned.
+        strict (bool): refuse a checkpoint that does not fit the model.
 
     Returns:
         dict: the metrics.
-    """
-    import mmengine
-    from mmengine.evaluator import DumpResults
 
+    Raises:
+        ToolError: the checkpoint does not fit, or a metric is not finite.
+    """
     runner = build_runner(cfg)
-    if out and out_item in ('pred', None) and _scope(cfg) != 'mmseg':
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
-    metrics = runner.test()
-    if out and out_item == 'metrics':
-        mmengine.dump(metrics, out)
+    check_checkpoint_fits(runner, checkpoint, strict)
+    if test_output is not None:
+        runner.test_evaluator.metrics.extend(test_output.metrics)
+    succeeded = False
+    try:
+        metrics = runner.test()
+        _check_finite(metrics)
+        if out and out_item == 'metrics':
+            dump(metrics, out)
+        succeeded = True
+    finally:
+        if test_output is not None:
+            test_output.commit(succeeded)
     return metrics
+
+
+def _check_finite(metrics):
+    import math
+    import numbers
+
+    bad = [name for name, value in (metrics or {}).items()
+           if isinstance(value, numbers.Number) and not math.isfinite(float(value))]
+    if bad:
+        raise ToolError(f'the test gave non-finite metrics ({", ".join(bad)}); the model '
+                        'outputs NaN or inf: check the checkpoint (e.g. with '
+                        'tools/deploy_convert.py, which names non-finite weights)')

@@ -16,7 +16,14 @@ from collections import OrderedDict
 
 import torch
 
-from ..utils import atomic_torch_save
+from ..utils.checkpoint import (
+    describe_differences,
+    read_checkpoint,
+    shapes,
+    state_dict_differences,
+)
+from ..utils.errors import ToolError
+from ..utils.files import torch_save
 from ..version import __version__
 
 ZOO_PATTERN = 'repmlp-res50*'
@@ -37,7 +44,7 @@ _KEY_RENAMES = (
 _FC3_WEIGHT = re.compile(r'\.repmlp\.fc3\.weight$')
 
 
-class OfficialImportError(ValueError):
+class OfficialImportError(ToolError):
     """The source is not an official RepMLP-ResNet checkpoint that this package can import."""
 
 
@@ -47,23 +54,11 @@ def load_official_state_dict(path):
     Raises:
         OfficialImportError: the file is not a readable checkpoint or holds no tensors.
     """
-    from ..compat import safe_torch_load
-
     try:
-        checkpoint = safe_torch_load(path, map_location='cpu')
-    except Exception as err:  # torch raises many types for a damaged file
-        raise OfficialImportError(
-            f'cannot read {path} as a PyTorch checkpoint ({type(err).__name__}: {err}); '
-            'give the .pth file of an official RepMLP-ResNet model') from err
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
-            checkpoint = checkpoint[wrapper]
-    if not isinstance(checkpoint, dict) or not checkpoint or not all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise OfficialImportError(
-            f'{path} is not a state dict of tensors (nor one wrapped in "state_dict" or '
-            '"model"); give the .pth file of an official RepMLP-ResNet model')
-    return OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in checkpoint.items())
+        return OrderedDict(read_checkpoint(path)[1])
+    except ToolError as err:
+        raise OfficialImportError(f'{err}; give the .pth file of an official RepMLP-ResNet '
+                                  'model') from err
 
 
 def official_key_to_mmrepmlp(key):
@@ -104,20 +99,7 @@ def zoo_model_shapes(name):
     config = ModelHub.get(name).config
     with DefaultScope.overwrite_default_scope('mmpretrain'), torch.device('meta'):
         model = MODELS.build(config.model)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _differences(shapes, expected):
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    mismatched = sorted(f'{k}: {shapes[k]} vs {expected[k]}' for k in set(shapes) & set(expected)
-                        if shapes[k] != expected[k])
-    return missing, unexpected, mismatched
-
-
-def _listing(title, items):
-    more = f' and {len(items) - _LISTED_KEYS} more' if len(items) > _LISTED_KEYS else ''
-    return f'{len(items)} {title} {items[:_LISTED_KEYS]}{more}'
+    return shapes(model.state_dict())
 
 
 def match_zoo_model(state_dict, names=None):
@@ -131,24 +113,22 @@ def match_zoo_model(state_dict, names=None):
     Raises:
         OfficialImportError: no candidate fits; names the closest one and what differs.
     """
-    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    actual = shapes(state_dict)
     closest = None
     for name in names or zoo_model_names():
-        diffs = _differences(shapes, zoo_model_shapes(name))
-        if not any(diffs):
+        differences = state_dict_differences(zoo_model_shapes(name), actual)
+        if not any(differences):
             return name
-        distance = sum(map(len, diffs))
+        distance = sum(map(len, differences))
         if closest is None or distance < closest[0]:
-            closest = (distance, name, diffs)
+            closest = (distance, name, differences)
     if closest is None:
         raise OfficialImportError('no candidate model to match the checkpoint against')
-    _, name, (missing, unexpected, mismatched) = closest
+    _, name, differences = closest
     raise OfficialImportError(
         f'the checkpoint matches no RepMLP-ResNet model of the zoo; the closest is {name}, '
-        f'against which it has {_listing("missing keys", missing)}, '
-        f'{_listing("unexpected keys", unexpected)} and '
-        f'{_listing("shape mismatches", mismatched)}. Is it an official RepMLP v1 '
-        'RepMLP-ResNet checkpoint (repmlp_resnet.py)?')
+        f'against which it has {describe_differences(differences, _LISTED_KEYS)}. Is it an '
+        'official RepMLP v1 RepMLP-ResNet checkpoint (repmlp_resnet.py)?')
 
 
 def import_official_checkpoint(src, dst, model_name=None):
@@ -177,5 +157,5 @@ def import_official_checkpoint(src, dst, model_name=None):
     name = match_zoo_model(state_dict, [model_name] if model_name else None)
     meta = dict(model=name, source=osp.basename(src),
                 converter=f'mmrepmlp {__version__} official_to_mmrepmlp')
-    atomic_torch_save(dict(state_dict=state_dict, meta=meta), dst)
+    torch_save(dict(state_dict=state_dict, meta=meta), dst)
     return name

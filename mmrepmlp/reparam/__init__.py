@@ -3,7 +3,13 @@
 ``python -m mmrepmlp.reparam`` runs an equivalence demo.
 """
 from .check import deploy_difference, randomize_norm_layers
-from .convert import reparameterize_model, repmlp_model_convert
+from .convert import (
+    CONVERSION_METHODS,
+    conversion_method,
+    reparameterize_children,
+    reparameterize_model,
+    repmlp_model_convert,
+)
 from .functional import (
     absorb_bn_into_fc,
     absorb_bn_module_into_fc,
@@ -16,6 +22,7 @@ from .functional import (
 
 __all__ = [
     'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'add_conv_to_fc_', 'absorb_bn_into_fc',
-    'absorb_bn_module_into_fc', 'reparameterize_model', 'repmlp_model_convert',
+    'absorb_bn_module_into_fc', 'reparameterize_model', 'reparameterize_children',
+    'repmlp_model_convert', 'conversion_method', 'CONVERSION_METHODS',
     'randomize_norm_layers', 'deploy_difference'
 ]

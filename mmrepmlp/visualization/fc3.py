@@ -10,10 +10,10 @@ outlined) are typically larger.
 import numpy as np
 import torch
 
-from ..apis.errors import ToolError
-from ..apis.files import atomic_write
 from ..models.blocks import RepMLPBlock
 from ..reparam import fuse_conv_bn
+from ..utils.errors import ToolError
+from ..utils.files import atomic_write
 
 
 def find_repmlp_block(model, name):

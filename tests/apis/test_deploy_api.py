@@ -4,7 +4,8 @@ import os.path as osp
 import torch
 
 from mmrepmlp.apis import load_model, make_deploy_config
-from mmrepmlp.apis.deploy import compare_outputs, convert_model, default_output_paths
+from mmrepmlp.apis.deploy import convert_model, default_output_paths
+from mmrepmlp.tasks import Task
 
 CLS_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'configs',
                       'tiny_repmlp_resnet.py')
@@ -34,7 +35,8 @@ def test_convert_model_reports_each_converted_module_once():
     assert len(lines) == len(converted) == len(set(converted))
     assert lines[-1].endswith(f'[{len(converted)}]')
     # the reporting wrappers are gone again
-    assert all('switch_to_deploy' not in vars(m) for m in model.modules())
+    assert all(not {'switch_to_deploy', 'reparameterize', 'fuse'} & set(vars(m))
+               for m in model.modules())
     assert convert_model(model, lines.append) == []  # nothing left to convert
 
 
@@ -42,7 +44,15 @@ def test_compare_outputs_is_relative_to_the_largest_output():
     reference = [torch.tensor([1.0, -4.0]), torch.tensor([2.0])]
     outputs = [torch.tensor([1.0, -4.0]), torch.tensor([2.5])]
 
-    assert compare_outputs(reference, outputs) == (0.5, 0.125)
+    assert Task().compare_outputs(reference, outputs) == (0.5, 0.125)
+
+
+def test_compare_outputs_is_nan_when_an_output_is_not_finite():
+    reference = [torch.tensor([1.0, float('nan')])]
+
+    max_abs, max_rel = Task().compare_outputs(reference, [torch.tensor([1.0, 2.0])])
+
+    assert max_abs != max_abs and max_rel != max_rel  # NaN: fails every tolerance check
 
 
 def test_default_output_paths():
@@ -50,3 +60,6 @@ def test_default_output_paths():
         'work/epoch_3_deploy.pth', osp.abspath('work/net_deploy.py'))
     assert default_output_paths('cfgs/net.py', 'a.pth', '/x/y.pth') == ('/x/y.pth',
                                                                         '/x/net_deploy.py')
+    # an existing folder, or a path ending in a separator, gets the default file name
+    assert default_output_paths('cfgs/net.py', 'w/a.pth', '/x/') == ('/x/a_deploy.pth',
+                                                                     '/x/net_deploy.py')

@@ -1,4 +1,5 @@
 """Config preparation of tools/train.py and tools/test.py (mmrepmlp.apis.runner)."""
+import os
 import os.path as osp
 from argparse import Namespace
 
@@ -27,6 +28,15 @@ def eval_args(config=CLS_CONFIG, **overrides):
                 wait_time=2, no_pin_memory=False, tta=False, launcher='none')
     return Namespace(**{**args, **overrides})
 
+
+
+@pytest.fixture(autouse=True)
+def data_folders(tmp_path, monkeypatch):
+    """The tiny configs' data folders (relative paths), so that the data check passes."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ('data/tiny_imagenet', 'data/tiny_seg/img', 'data/tiny_seg/ann'):
+        (tmp_path / folder).mkdir(parents=True)
+    return tmp_path
 
 
 @pytest.fixture
@@ -105,22 +115,29 @@ def test_auto_scale_lr_needs_a_base_batch_size():
 
 
 def test_mmseg_configs_keep_their_collate_and_get_mmseg_out_and_show(tmp_path):
-    cfg = prepare_test_config(Config.fromfile(SEG_CONFIG), eval_args(
+    cfg = Config.fromfile(SEG_CONFIG)
+    test_output = prepare_test_config(cfg, eval_args(
         SEG_CONFIG, out=str(tmp_path / 'maps'), show_dir=str(tmp_path / 'shows')))
 
     assert 'collate_fn' not in cfg.test_dataloader
-    assert cfg.test_evaluator.output_dir == str(tmp_path / 'maps')
+    # the maps go to a staging folder beside --out, moved there when the test succeeds
+    staging = cfg.test_evaluator.output_dir
+    assert os.path.dirname(staging) == str(tmp_path) and os.path.isdir(staging)
+    (tmp_path / os.path.basename(staging) / '0.png').write_bytes(b'map')
+    test_output.commit(True)
+    assert (tmp_path / 'maps' / '0.png').read_bytes() == b'map'
+    assert not os.path.exists(staging)
     assert cfg.default_hooks.visualization.draw is True
     assert cfg.visualizer.save_dir == str(tmp_path / 'shows')
     assert cfg.load_from == SEG_CONFIG
 
 
 def test_classifier_show_dir_and_flip_tta(tmp_path):
-    cfg = prepare_test_config(Config.fromfile(CLS_CONFIG), eval_args(
-        show_dir=str(tmp_path), tta=True))
+    cfg = Config.fromfile(CLS_CONFIG)
+    prepare_test_config(cfg, eval_args(show_dir=str(tmp_path / 'shows'), tta=True))
 
     hook = cfg.default_hooks.visualization
-    assert hook.enable is True and hook.out_dir == str(tmp_path)
+    assert hook.enable is True and hook.out_dir == str(tmp_path / 'shows')
     assert cfg.model.type == 'mmpretrain.AverageClsScoreTTA'
     assert cfg.model.module.backbone.type == 'RepMLPResNet'
     assert cfg.test_dataloader.dataset.pipeline[-1].type == 'TestTimeAug'
@@ -129,3 +146,26 @@ def test_classifier_show_dir_and_flip_tta(tmp_path):
 def test_out_item_needs_out():
     with pytest.raises(ToolError, match='--out-item needs --out'):
         prepare_test_config(Config.fromfile(CLS_CONFIG), eval_args(out_item='metrics'))
+
+
+def test_missing_data_is_one_error_naming_each_path_and_key(tmp_path):
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+
+    with pytest.raises(ToolError) as error:
+        prepare_test_config(cfg, eval_args(SEG_CONFIG, checkpoint=SEG_CONFIG))
+
+    message = str(error.value)
+    assert message.startswith('missing data: ')
+    for key, path in (('data_root', 'nowhere'), ('data_prefix.img_path', 'nowhere/img'),
+                      ('data_prefix.seg_map_path', 'nowhere/ann')):
+        assert f'{tmp_path / path} (from test_dataloader.dataset.{key})' in message
+    assert '--cfg-options test_dataloader.dataset.data_root=' in message
+
+
+def test_num_workers_zero_from_cfg_options_keeps_no_workers_alive(no_cuda):
+    cfg = prepare_train(Config.fromfile(CLS_CONFIG), train_args(
+        cfg_options={'train_dataloader.num_workers': 0, 'val_dataloader.num_workers': 2}))
+
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.val_dataloader.persistent_workers is True

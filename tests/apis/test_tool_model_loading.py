@@ -7,7 +7,8 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from mmrepmlp.apis import ToolError, input_shape, load_config, read_checkpoint
-from mmrepmlp.apis.build import describe_exception, state_dict_mismatch
+from mmrepmlp.apis.build import state_dict_mismatch
+from mmrepmlp.utils.errors import describe_exception
 
 CLS_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'configs',
                       'tiny_repmlp_resnet.py')
@@ -52,9 +53,9 @@ def test_state_dict_mismatch_names_every_kind():
 
     message = state_dict_mismatch(model, bad)
 
-    assert '1 missing keys (e.g. 1.running_var)' in message
-    assert '1 unexpected keys (e.g. 2.weight)' in message
-    assert '0.weight (4, 3, 1, 1) vs (4, 3, 3, 3)' in message
+    assert '1 missing keys (1.running_var)' in message
+    assert '1 unexpected keys (2.weight)' in message
+    assert '0.weight: (4, 3, 1, 1) vs (4, 3, 3, 3)' in message
 
 
 @pytest.mark.parametrize('wrap', ['bare', 'state_dict', 'model'])

@@ -16,8 +16,8 @@ from PIL import Image
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmrepmlp.analysis import count_params
-from mmrepmlp.compat import safe_torch_load
 from mmrepmlp.models import RepMLPBlock, RepMLPBottleneck, RepMLPLightBlock, RepMLPResNet
+from mmrepmlp.utils.checkpoint import safe_load
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HEAD_PARAMS = 2048 * 1000 + 1000  # the 1000-class linear head of PAPER-FACTS.md's counts
@@ -364,5 +364,5 @@ def test_paper_recipe_trains_a_tiny_model_through_tools_train(tmp_path):
     assert result.returncode == 0, log[-4000:]
     assert 'Epoch(train) [1][3/3]' in log  # 12 images, batches of 4
     assert 'accuracy/top1' in log
-    checkpoint = safe_torch_load(str(tmp_path / 'work' / 'epoch_1.pth'), map_location='cpu')
+    checkpoint = safe_load(str(tmp_path / 'work' / 'epoch_1.pth'), map_location='cpu')
     assert 'backbone.stage2.1.repmlp.fc3.weight' in checkpoint['state_dict']

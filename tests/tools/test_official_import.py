@@ -12,8 +12,8 @@ import pytest
 import torch
 from mmpretrain import get_model
 
-from mmrepmlp.compat import safe_torch_load
 from mmrepmlp.models.official_import import OfficialImportError, import_official_checkpoint
+from mmrepmlp.utils.checkpoint import safe_load
 
 TESTS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO_ROOT = osp.dirname(TESTS_DIR)
@@ -98,7 +98,7 @@ def test_every_official_tensor_lands_in_its_place(official, tmp_path):
     for official_key, key in SPOT_CHECKS.items():
         if official_key in source:
             assert landed[official_key] == key
-    checkpoint = safe_torch_load(dst, map_location='cpu')
+    checkpoint = safe_load(dst, map_location='cpu')
     assert checkpoint['meta']['model'] == name
 
 
@@ -116,8 +116,8 @@ def test_prefix_and_wrappers_give_the_same_checkpoint(wrap, tmp_path):
     name = import_official_checkpoint(save(wrap(source), tmp_path / 'src.pth'), wrapped)
 
     assert name == 'repmlp-res50-g8g8_deploy_in1k'
-    expected = safe_torch_load(plain)['state_dict']
-    actual = safe_torch_load(wrapped)['state_dict']
+    expected = safe_load(plain)['state_dict']
+    actual = safe_load(wrapped)['state_dict']
     assert actual.keys() == expected.keys()
     assert all(torch.equal(actual[k], expected[k]) for k in expected)
 
@@ -162,7 +162,7 @@ def test_truncated_checkpoint_is_refused(tmp_path):
 
 def test_non_state_dict_is_refused(tmp_path):
     src = save([torch.zeros(3)], tmp_path / 'list.pth')
-    with pytest.raises(OfficialImportError, match='not a state dict of tensors'):
+    with pytest.raises(OfficialImportError, match='not a dict of weights'):
         import_official_checkpoint(src, str(tmp_path / 'dst.pth'))
 
 
@@ -174,7 +174,7 @@ def test_foreign_checkpoint_lists_missing_and_unexpected_keys(tmp_path):
     message = str(error.value)
     assert 'matches no RepMLP-ResNet model' in message
     assert 'missing keys' in message and 'unexpected keys' in message
-    assert "'conv1.weight'" in message
+    assert 'conv1.weight' in message
     assert not dst.exists()
 
 
@@ -187,7 +187,8 @@ def test_damaged_official_checkpoint_names_the_difference(tmp_path):
     message = str(error.value)
     assert 'closest is repmlp-res50-light-g4_8xb32_in1k' in message
     assert '1 missing keys' in message and 'backbone.stage3.2.repmlp.fc3.weight' in message
-    assert '1 shape mismatches' in message and 'backbone.stage2.1.conv1.conv.weight' in message
+    assert '1 keys with another shape' in message
+    assert 'backbone.stage2.1.conv1.conv.weight' in message
 
 
 def test_forced_model_must_fit(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmrepmlp.apis.quick_start import QuickStartResult, format_report, run_quick_start
-from mmrepmlp.compat import safe_torch_load
 from mmrepmlp.utils import REPO_ROOT
+from mmrepmlp.utils.checkpoint import safe_load
 
 
 def load_tool():
@@ -31,7 +31,7 @@ def test_one_epoch_trains_converts_and_reports(tmp_path):
     assert result.train_speed > 0 and result.deploy_speed > 0
     with open(result.plot_path, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    state_dict = safe_torch_load(result.deploy_path)
+    state_dict = safe_load(result.deploy_path)
     assert any(k.endswith('fc3.bias') for k in state_dict)
     assert not any('local_perceptron' in k or 'fc3_bn' in k for k in state_dict)
     assert all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())

@@ -9,11 +9,11 @@ converts the first model, --vs-deploy the second: ``CONFIG --deploy --vs CONFIG`
 deploy form with the training form.
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
-from mmrepmlp.apis import ModelSpec, ToolError, benchmark_models
+from mmrepmlp.apis import ModelSpec, benchmark_models
 from mmrepmlp.apis.benchmark import format_results
+from mmrepmlp.apis.cli import tool_main
 
 
 def parse_args(argv=None):
@@ -35,16 +35,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
     specs = [ModelSpec(args.config, args.checkpoint, args.deploy)]
     if args.vs:
         specs.append(ModelSpec(args.vs, deploy=args.vs_deploy))
-    try:
-        results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds,
-                                   args.device)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds,
+                               args.device)
     print(format_results(results))
 
 

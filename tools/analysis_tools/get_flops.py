@@ -16,11 +16,11 @@ MACs on the same function). The deploy form is the model after ``repmlp_model_co
 deploy config only has that row.
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.analysis import count_flops, count_params
-from mmrepmlp.apis import ToolError, build_model, input_shape, load_config
+from mmrepmlp.apis import build_model, input_shape, load_config
+from mmrepmlp.apis.cli import tool_main
 from mmrepmlp.models import RepMLPBlock
 from mmrepmlp.reparam import repmlp_model_convert
 
@@ -60,16 +60,14 @@ def format_row(config_path, shape, form, params, flops, macs):
             f'({params}) | {flops / 1e9:.3f}G ({flops}) | {macs / 1e9:.3f}G ({macs}) |')
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
     print('| config | input | form | params | FLOPs (MMEngine) | conv/FC MACs |')
     print('|---|---|---|---|---|---|')
-    try:
-        for config_path in args.configs:
-            for row in measure(config_path, args.shape):
-                print(format_row(*row), flush=True)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    for config_path in args.configs:
+        for row in measure(config_path, args.shape):
+            print(format_row(*row), flush=True)
 
 
 if __name__ == '__main__':

@@ -12,10 +12,10 @@ Light or Bottleneck, train-time or deploy form, with or without a ``module.`` pr
     model = get_model(NAME, pretrained=DST)
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes, registries and the model index)
-from mmrepmlp.models.official_import import OfficialImportError, import_official_checkpoint
+from mmrepmlp.apis.cli import tool_main
+from mmrepmlp.models.official_import import import_official_checkpoint
 
 
 def parse_args(argv=None):
@@ -28,12 +28,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        name = import_official_checkpoint(args.src, args.dst, args.model)
-    except OfficialImportError as error:
-        sys.exit(f'error: {error}')
+    name = import_official_checkpoint(args.src, args.dst, args.model)
     print(f'wrote {args.dst}')
     print(f'model: {name}')
 

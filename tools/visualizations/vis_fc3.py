@@ -8,11 +8,11 @@ NAME is the block's module path in the model, e.g. ``backbone.stages.1.1.repmlp`
 name lists the model's RepMLP blocks.
 """
 import argparse
-import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
-from mmrepmlp.apis import ToolError, load_model
-from mmrepmlp.apis.files import check_not_overwriting
+from mmrepmlp.apis import load_model
+from mmrepmlp.apis.cli import tool_main
+from mmrepmlp.utils.files import check_not_overwriting, check_writable
 from mmrepmlp.visualization import (
     centre_point,
     fc3_point_weights,
@@ -36,16 +36,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        check_not_overwriting([args.out], [args.config, args.checkpoint])
-        model, _ = load_model(args.config, args.checkpoint)
-        block = find_repmlp_block(model, args.block)
-        point = tuple(args.point) if args.point else centre_point(block)
-        before, after = fc3_point_weights(block, point, args.out_channel, args.in_channel)
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    check_not_overwriting([args.out], [args.config, args.checkpoint])
+    check_writable(args.out)
+    model, _ = load_model(args.config, args.checkpoint)
+    block = find_repmlp_block(model, args.block)
+    point = tuple(args.point) if args.point else centre_point(block)
+    before, after = fc3_point_weights(block, point, args.out_channel, args.in_channel)
     plot_fc3_point_weights(
         before, after, point, largest_local_kernel(block), args.out,
         title=f'{args.block}: output channel {args.out_channel}, point {point}, input '

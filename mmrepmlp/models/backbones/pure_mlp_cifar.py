@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import absorb_bn_module_into_fc, conv_to_fc, pad_kernel, reparameterize_model
+from ...reparam import absorb_bn_module_into_fc, conv_to_fc, pad_kernel, reparameterize_children
 from ..blocks import RepMLPBlock
 from ..layers import ConvBN
 from .base import FreezableBackbone
@@ -226,5 +226,5 @@ class PureMLPCifar(FreezableBackbone):
 
     def switch_to_deploy(self):
         """Fuse every conv-BN and merge every RepMLP into its deploy form (idempotent)."""
-        reparameterize_model(self)
+        reparameterize_children(self)
         self.deploy = True

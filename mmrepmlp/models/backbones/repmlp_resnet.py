@@ -3,7 +3,7 @@ import math
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from ...reparam import reparameterize_model
+from ...reparam import reparameterize_children
 from ..blocks import RepMLPBottleneck, RepMLPLightBlock, ResNetBottleneck
 from ..layers import ConvBN
 from .base import FreezableBackbone
@@ -343,6 +343,6 @@ class RepMLPResNet(FreezableBackbone):
 
         Frozen parameters stay frozen: the fused ones inherit ``requires_grad=False``.
         """
-        reparameterize_model(self)
+        reparameterize_children(self)
         self.deploy = True
         self._freeze_stages()

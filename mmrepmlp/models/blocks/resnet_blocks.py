@@ -11,7 +11,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import reparameterize_model
+from ...reparam import reparameterize_children
 from ..layers import ConvBN
 from .repmlp_block import RepMLPBlock
 
@@ -49,7 +49,7 @@ class _ResidualBlock(BaseModule):
 
     def switch_to_deploy(self):
         """Fuse every conv-BN and merge the RepMLP into its FCs (idempotent)."""
-        reparameterize_model(self)
+        reparameterize_children(self)
         self.deploy = True
 
 

@@ -1,9 +1,9 @@
-"""Small helpers shared by the package and the tools."""
-import os
+"""Helpers shared by the package and the tools: repository files, the model index, atomic
+file writes (:mod:`.files`), safe checkpoint loading (:mod:`.checkpoint`) and the tools'
+one-line error (:class:`.errors.ToolError`)."""
 import os.path as osp
-import tempfile
 
-PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
+PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO_ROOT = osp.dirname(PACKAGE_DIR)
 
 
@@ -20,30 +20,6 @@ def find_repo_file(name):
     raise FileNotFoundError(
         f'{name!r} is neither in {osp.join(PACKAGE_DIR, ".mim")} nor in {REPO_ROOT}: '
         'reinstall mmrepmlp (pip install .) so that its configs and model index are packed.')
-
-
-def atomic_torch_save(obj, path):
-    """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then rename it.
-
-    A crash or a full disk never leaves a truncated checkpoint at ``path``.
-    """
-    import torch
-
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        # mkstemp creates the file private (0600); give it the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def register_model_index():

@@ -1,0 +1,3 @@
+from .dump import DumpPredictions
+
+__all__ = ['DumpPredictions']
