@@ -1,3 +1,5 @@
 from .backbones import *  # noqa: F401,F403
 from .blocks import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .margin_head import MarginSoftmaxHead
+
+__all__ = ['MarginSoftmaxHead']
