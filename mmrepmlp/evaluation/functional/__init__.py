@@ -1,1 +1,27 @@
-__all__ = []
+"""Pure numpy functions behind the metrics: face verification on pairs and rank-1
+identification among distractors."""
+from .face_verification import (
+    ACCURACY_THRESHOLDS,
+    FAR_THRESHOLDS,
+    VerificationResult,
+    acceptance_rates,
+    evaluate_verification,
+    fold_indices,
+    pair_distances,
+    split_pairs,
+    threshold_at_far,
+    unit_embeddings,
+)
+from .identification import (
+    BACKENDS,
+    IdentificationResult,
+    identification_rank1,
+    resolve_backend,
+)
+
+__all__ = [
+    'ACCURACY_THRESHOLDS', 'FAR_THRESHOLDS', 'VerificationResult', 'acceptance_rates',
+    'evaluate_verification', 'fold_indices', 'pair_distances', 'split_pairs', 'threshold_at_far',
+    'unit_embeddings', 'BACKENDS', 'IdentificationResult', 'identification_rank1',
+    'resolve_backend'
+]
