@@ -3,11 +3,10 @@ from .fc3 import (
     centre_point,
     fc3_point_weights,
     find_repmlp_block,
-    largest_local_kernel,
     plot_fc3_point_weights,
 )
 
 __all__ = [
-    'centre_point', 'find_repmlp_block', 'fc3_point_weights', 'largest_local_kernel',
+    'centre_point', 'find_repmlp_block', 'fc3_point_weights',
     'plot_fc3_point_weights'
 ]

@@ -68,13 +68,6 @@ def fc3_point_weights(block, point=None, out_channel=0, in_channel=0):
                  for weight in (before, after))
 
 
-def largest_local_kernel(block):
-    """``(kh, kw)`` of the block's largest Local Perceptron kernel, None without one."""
-    if not block.local_kernels:
-        return None
-    return (max(k[0] for k in block.local_kernels), max(k[1] for k in block.local_kernels))
-
-
 def _log_normalized(weights):
     magnitude = weights.abs().numpy()
     smallest = magnitude[magnitude > 0].min() if (magnitude > 0).any() else 1.0

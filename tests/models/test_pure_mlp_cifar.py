@@ -189,7 +189,7 @@ def test_frozen_stages_and_norm_eval():
     (dict(arch=dict(channels=(4, 8))), 'needs the keys'),
     (dict(mixer_cfg=dict(type='Attention')), "'RepMLP' or 'Conv'"),
     (dict(img_size=30), 'divisible by 4'),
-    (dict(out_indices=(3, )), 'must index the 3 stages'),
+    (dict(out_indices=(3, )), r'out_indices must be stage indices in \[-3, 2\]'),
     (dict(mixer_cfg=dict(type='RepMLP', partition_size=8, groups=2, local_kernels=(1, 3),
                          fc3_kernel=4)), 'must be odd'),
 ])

@@ -98,17 +98,18 @@ def test_matches_a_direct_per_partition_computation(in_size, partition):
     (dict(local_kernels=((3, 7), )), 'larger than the partition'),
     (dict(local_kernels=(2, )), 'odd'),
     (dict(local_kernels=(3, (3, 3))), 'more than once'),
-    (dict(local_kernels=(0, )), 'positive int'),
+    (dict(local_kernels=(0, )), 'local_kernels must be an int >= 1'),
     (dict(in_channels=5), 'divisible by groups'),
     (dict(out_channels=7), 'divisible by groups'),
-    (dict(groups=0), 'groups must be a positive int'),
+    (dict(groups=0), 'groups must be an int >= 1'),
     (dict(fc1_fc2_reduction=5), 'fc1_fc2_reduction=5 must divide'),
-    (dict(fc1_fc2_reduction=0), 'fc1_fc2_reduction must be a positive int'),
+    (dict(fc1_fc2_reduction=0), 'fc1_fc2_reduction must be an int >= 1'),
     (dict(partition_size=(10, 5)), 'larger than in_size'),
-    (dict(in_size=(9, -1)), 'in_size must be a positive int'),
+    (dict(in_size=(9, -1)), 'in_size must be an int >= 1'),
     (dict(fc_impl='einsum'), 'fc_impl must be one of'),
     (dict(local_impl='magic'), 'local_impl must be one of'),
-    (dict(local_impl='fused', norm_cfg=dict(type='GN', num_groups=2)), "type 'BN'"),
+    (dict(local_impl='fused', norm_cfg=dict(type='SyncBN')), "type 'BN'"),
+    (dict(norm_cfg=dict(type='GN', num_groups=2)), 'batch norm with running statistics'),
 ])
 def test_bad_config_is_rejected_at_construction(kwargs, message):
     cfg = dict(in_channels=4, out_channels=6, in_size=(9, 10), partition_size=(4, 5),
@@ -131,7 +132,7 @@ def test_repmlp1d_wrong_input_and_bad_kernels():
     block = RepMLP1d(4, 4, in_length=10, partition_length=4, local_kernels=(1, 3))
     with pytest.raises(ValueError, match=r'\(N, 4, 10\) but got \(2, 4, 12\)'):
         block(torch.randn(2, 4, 12))
-    with pytest.raises(ValueError, match='must be ints'):
+    with pytest.raises(TypeError, match='local_kernels must be an int'):
         RepMLP1d(4, 4, in_length=10, partition_length=4, local_kernels=((1, 3), ))
     with pytest.raises(ValueError, match='larger than the partition'):
         RepMLP1d(4, 4, in_length=10, partition_length=4, local_kernels=(5, ))

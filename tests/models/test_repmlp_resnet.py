@@ -133,7 +133,9 @@ def test_model_zoo_lists_every_preset_with_fitting_metadata():
             model = MODELS.build(info.config.model)
         assert count_params(model) == info.metadata.parameters, name
         archs.add(backbone.arch)
-    assert archs == set(RepMLPResNet.arch_settings)
+    # the face and segmentation presets belong to those tasks' configs
+    assert archs == {arch for arch in RepMLPResNet.arch_settings
+                     if not arch.startswith('face-') and not arch.endswith('-seg')}
 
 
 def test_get_model_and_the_inferencer_classify_an_image(tmp_path):

@@ -17,7 +17,6 @@ from mmrepmlp.visualization import (
     centre_point,
     fc3_point_weights,
     find_repmlp_block,
-    largest_local_kernel,
     plot_fc3_point_weights,
 )
 
@@ -46,7 +45,7 @@ def main(argv=None):
     point = tuple(args.point) if args.point else centre_point(block)
     before, after = fc3_point_weights(block, point, args.out_channel, args.in_channel)
     plot_fc3_point_weights(
-        before, after, point, largest_local_kernel(block), args.out,
+        before, after, point, block.largest_kernel, args.out,
         title=f'{args.block}: output channel {args.out_channel}, point {point}, input '
         f'channel {args.in_channel}')
     print(f'saved {args.out}')

@@ -6,6 +6,13 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
+from ..arguments import (
+    check_bool,
+    check_int,
+    check_norm_cfg,
+    check_out_indices,
+    check_pair,
+)
 from ..layers import ConvBN
 from .base import FreezableBackbone
 from .repmlp_resnet import DEFAULT_INIT_CFG
@@ -123,18 +130,20 @@ class MobileFaceNet(FreezableBackbone):
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg or DEFAULT_INIT_CFG)
+        owner = type(self).__name__
         arch = self._resolve_arch(arch)
-        self.img_size = _size_pair(img_size)
+        self.img_size = check_pair(img_size, 'img_size', owner)
         self.out_size = tuple(_downsampled(s) for s in self.img_size)
+        in_channels = check_int(in_channels, 'in_channels', owner)
         num_outputs = NUM_STAGES + 1
-        self.out_indices = _normalize_out_indices(out_indices, num_outputs)
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_outputs:
-            raise ValueError(f'MobileFaceNet: frozen_stages must be an int in '
-                             f'[-1, {num_outputs}], got {frozen_stages!r}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.deploy = deploy
-        layer_args = dict(norm_cfg=norm_cfg, deploy=deploy)
+        self.out_indices = check_out_indices(out_indices, num_outputs, owner)
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
+        if self.frozen_stages > num_outputs:
+            raise ValueError(f'{owner}: frozen_stages must be an int in [-1, {num_outputs}], '
+                             f'got {frozen_stages!r}')
+        self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
+        self.deploy = deploy = check_bool(deploy, 'deploy', owner)
+        layer_args = dict(norm_cfg=check_norm_cfg(norm_cfg, owner), deploy=deploy)
 
         width = arch['stem_channels']
         self.stem = nn.Sequential(
@@ -202,24 +211,3 @@ def _downsampled(size):
     for _ in range(NUM_STAGES + 1):
         size = math.ceil(size / 2)
     return size
-
-
-def _size_pair(value):
-    pair = (value, value) if isinstance(value, int) else value
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f'MobileFaceNet: img_size must be an int or an (H, W) pair of ints, '
-                        f'got {value!r}')
-    if min(pair) < 1:
-        raise ValueError(f'MobileFaceNet: img_size must be positive, got {value!r}')
-    return tuple(pair)
-
-
-def _normalize_out_indices(out_indices, num_outputs):
-    if isinstance(out_indices, int):
-        out_indices = (out_indices, )
-    normalized = tuple(i % num_outputs for i in out_indices if -num_outputs <= i < num_outputs)
-    if not out_indices or len(normalized) != len(out_indices):
-        raise ValueError(f'MobileFaceNet: out_indices {tuple(out_indices)} must index the '
-                         f'{num_outputs} outputs in [-{num_outputs}, {num_outputs - 1}]')
-    return normalized

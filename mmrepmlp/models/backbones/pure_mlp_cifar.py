@@ -6,7 +6,14 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import absorb_bn_module_into_fc, conv_to_fc, pad_kernel, reparameterize_children
+from ...reparam import conv_to_fc, pad_kernel, reparameterize_children
+from ..arguments import (
+    check_bool,
+    check_int,
+    check_int_sequence,
+    check_norm_cfg,
+    check_out_indices,
+)
 from ..blocks import RepMLPBlock
 from ..layers import ConvBN
 from .base import FreezableBackbone
@@ -76,11 +83,7 @@ class ConvFC3RepMLPBlock(RepMLPBlock):
             kernel = kernel + pad_kernel(branch_kernel, tuple(kernel.shape[2:]))
             bias = bias + branch_bias
         fc3_weight, fc3_bias = conv_to_fc(kernel, bias, self.partition_size, self.groups)
-        if not self.with_global:
-            return None, None, fc3_weight, fc3_bias
-        fc1_weight, fc1_bias = absorb_bn_module_into_fc(
-            self.fc1, self.global_bn, repeats=self.num_parts[0] * self.num_parts[1])
-        return fc1_weight, fc1_bias, fc3_weight, fc3_bias
+        return (*self._equivalent_fc1(), fc3_weight, fc3_bias)
 
 
 def _build_mixer(cfg, channels, size, norm_cfg, deploy):
@@ -163,16 +166,20 @@ class PureMLPCifar(FreezableBackbone):
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
+        owner = type(self).__name__
         arch = self._resolve_arch(arch)
-        channels = tuple(arch['channels'])
+        channels = check_int_sequence(arch['channels'], 'arch channels', owner)
         self.mixer_cfg = copy.deepcopy(mixer_cfg or arch['mixer_cfg'])
-        self.out_indices = self._check_out_indices(out_indices, len(channels))
+        self.out_indices = check_out_indices(out_indices, len(channels), owner)
+        in_channels = check_int(in_channels, 'in_channels', owner)
+        img_size = check_int(img_size, 'img_size', owner)
         if img_size % 2**(len(channels) - 1):
-            raise ValueError(f'PureMLPCifar: img_size={img_size} must be divisible by '
+            raise ValueError(f'{owner}: img_size={img_size} must be divisible by '
                              f'{2**(len(channels) - 1)} (one 2x max-pool between stages)')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.deploy = deploy
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
+        self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
+        norm_cfg = check_norm_cfg(norm_cfg, owner)
+        self.deploy = deploy = check_bool(deploy, 'deploy', owner)
 
         self.stem = nn.Sequential(
             ConvBN(in_channels, channels[0], 1, norm_cfg=norm_cfg, deploy=deploy),
@@ -201,14 +208,6 @@ class PureMLPCifar(FreezableBackbone):
         if missing:
             raise ValueError(f'PureMLPCifar: a custom arch dict needs the keys {sorted(missing)}')
         return arch
-
-    @staticmethod
-    def _check_out_indices(out_indices, num_stages):
-        indices = tuple(i + num_stages if i < 0 else i for i in out_indices)
-        if not all(0 <= i < num_stages for i in indices):
-            raise ValueError(f'PureMLPCifar: out_indices {tuple(out_indices)} must index the '
-                             f'{num_stages} stages')
-        return indices
 
     def forward(self, x):
         x = self.stem(x)

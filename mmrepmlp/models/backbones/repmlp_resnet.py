@@ -4,6 +4,14 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
+from ..arguments import (
+    check_bool,
+    check_int,
+    check_int_sequence,
+    check_norm_cfg,
+    check_out_indices,
+    check_pair,
+)
 from ..blocks import RepMLPBottleneck, RepMLPLightBlock, ResNetBottleneck
 from ..layers import ConvBN
 from .base import FreezableBackbone
@@ -17,6 +25,7 @@ DEFAULT_INIT_CFG = [
 # Per-stage arch keys with their defaults; ``num_blocks`` and ``widths`` are required.
 ARCH_DEFAULTS = dict(
     stem_channels=None,
+    expansion=4,
     block_type='base',
     repmlp_blocks=None,
     r=2,
@@ -27,7 +36,8 @@ ARCH_DEFAULTS = dict(
 )
 
 
-def _res50(block_type='base', groups=(1, 1), partition=7, local_kernels=(1, 3, 5)):
+def _res50(block_type='base', groups=(1, 1), partition=7, local_kernels=(1, 3, 5),
+           fc1_fc2_reduction=1):
     """ResNet-50 with RepMLP blocks of ``block_type`` in c3 and c4; ``groups`` = g in c3, c4."""
     return dict(
         num_blocks=(3, 4, 6, 3),
@@ -38,15 +48,23 @@ def _res50(block_type='base', groups=(1, 1), partition=7, local_kernels=(1, 3, 5
         groups=(1, *groups, 1),
         partition=partition,
         local_kernels=local_kernels,
-        fc1_fc2_reduction=1)
+        fc1_fc2_reduction=fc1_fc2_reduction)
 
 
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-        raise ValueError(f'RepMLPResNet: {name} must be a positive int or a pair of them, '
-                         f'got {value!r}')
-    return pair
+def _face_res50(block_type='base'):
+    """FaceResNet (paper Sec. 4.3): ResNet-50 with blocks 3, 2, 2, 2 and widths 128 to 1024
+    whose 1x1 convs neither reduce nor expand; RepMLP Bottlenecks (h = w = 6, r = 2, g = 4) in
+    c2, c3 and c4 for ``block_type='bottleneck'``."""
+    return dict(
+        num_blocks=(3, 2, 2, 2),
+        widths=(128, 256, 512, 1024),
+        stem_channels=64,
+        expansion=1,
+        block_type=(block_type, block_type, block_type, 'base'),
+        r=2,
+        groups=4,
+        partition=6,
+        local_kernels=(1, 3, 5))
 
 
 def _is_kernel_set(value):
@@ -55,6 +73,7 @@ def _is_kernel_set(value):
 
 # How to recognise one stage's value (given once for every stage) from a per-stage list.
 _IS_SINGLE = dict(
+    expansion=lambda v: isinstance(v, int),
     block_type=lambda v: isinstance(v, str),
     repmlp_blocks=lambda v: v is None,
     r=lambda v: isinstance(v, int),
@@ -82,13 +101,23 @@ class RepMLPResNet(FreezableBackbone):
     - ``'res50-g8g8'``: RepMLP Bottlenecks in c3 and c4, g = 8, r = 2 (c3) / 4 (c4),
       h = w = 7, K = 1, 3, 5 (for 224 inputs);
     - ``'res50-g8g8-320'``, ``'res50-g4g8-320'``, ``'res50-g8g16-320'``: RepMLP Bottlenecks
-      with h = w = 10, K = 1, 3, 5, 7 and g = A in c3, B in c4 (for 320 inputs).
+      with h = w = 10, K = 1, 3, 5, 7 and g = A in c3, B in c4 (for 320 inputs);
+    - ``'res50-g4g8-seg'``: ``'res50-g4g8-320'`` for segmentation (Sec. 4.4): FC1's output
+      and FC2's input reduced 4x in c3 and 8x in c4, for the 90x90 maps of 713 crops at
+      output stride 8 (``strides=(1, 2, 1, 1)``, ``dilations=(1, 1, 1, 4)``);
+    - ``'face-res50'``: FaceResNet (Sec. 4.3) for 96x96 faces: blocks 3, 2, 2, 2, widths
+      128, 256, 512, 1024, bottlenecks whose 1x1 convs keep the width (``expansion=1``);
+    - ``'face-repmlp-res50'``: RepMLP-FaceRes, its stride-1 blocks of c2, c3 and c4 replaced
+      by RepMLP Bottlenecks with h = w = 6, r = 2, g = 4 (c4, 6x6, is one partition: no
+      Global Perceptron there).
 
     A custom ``arch`` is a dict. ``num_blocks`` and ``widths`` (output channels) are lists
     with one entry per stage; every other key is either one value for all stages or a list
     with one entry per stage:
 
     - ``stem_channels`` (int): defaults to ``widths[0] // 4``;
+    - ``expansion`` (int): ratio of a stage's width to its bottlenecks' 3x3 channels (4 in
+      ResNet-50; 1: the 1x1 convs neither reduce nor expand). Defaults to 4;
     - ``block_type``: ``'base'`` (plain bottlenecks only), ``'light'`` or ``'bottleneck'``:
       the kind of RepMLP block of the stage. Defaults to 'base';
     - ``repmlp_blocks``: the indices of the blocks that use RepMLP (a list per stage, entries
@@ -115,6 +144,9 @@ class RepMLPResNet(FreezableBackbone):
         strides (Sequence[int], optional): stride of each stage. Defaults to ``(1, 2, 2, ...)``.
         dilations (Sequence[int], optional): dilation of each stage's 3x3 convs. Defaults to
             1 for every stage.
+        contract_dilation (bool): the first block of a dilated stage uses half the dilation
+            (as MMSegmentation's ``contract_dilation``, which its dilated ResNets use).
+            Defaults to False.
         frozen_stages (int): freeze the stem (0) and stages up to this one (-1: none).
             Defaults to -1.
         norm_eval (bool): keep every BN in eval mode while training. Defaults to False.
@@ -122,7 +154,9 @@ class RepMLPResNet(FreezableBackbone):
         with_cp (bool): gradient checkpointing of every residual branch. Defaults to False.
         deploy (bool): build the deploy form directly. Defaults to False.
         repmlp_cfg (dict, optional): extra arguments of every :class:`RepMLPBlock`, e.g.
-            ``dict(local_impl='fused')``. Defaults to None.
+            ``dict(local_impl='fused')`` or ``dict(larger_input='windows')`` (inputs larger
+            than ``img_size`` run as windows of it; see :class:`RepMLPBlock`). Defaults to
+            None.
         init_cfg (dict | list[dict], optional): initialization config. Defaults to Kaiming
             for convs and 1 for norm weights.
 
@@ -147,6 +181,11 @@ class RepMLPResNet(FreezableBackbone):
         'res50-g8g8-320': _res50('bottleneck', (8, 8), 10, (1, 3, 5, 7)),
         'res50-g4g8-320': _res50('bottleneck', (4, 8), 10, (1, 3, 5, 7)),
         'res50-g8g16-320': _res50('bottleneck', (8, 16), 10, (1, 3, 5, 7)),
+        # Sec. 4.4: the g4/8 model on 90x90 c3/c4 maps (713 crops, output stride 8), FC1's
+        # output and FC2's input 4x smaller in c3 and 8x in c4.
+        'res50-g4g8-seg': _res50('bottleneck', (4, 8), 10, (1, 3, 5, 7), (1, 4, 8, 1)),
+        'face-res50': _face_res50(),
+        'face-repmlp-res50': _face_res50('bottleneck'),
     }
 
     def __init__(self,
@@ -157,6 +196,7 @@ class RepMLPResNet(FreezableBackbone):
                  out_indices=(-1, ),
                  strides=None,
                  dilations=None,
+                 contract_dilation=False,
                  frozen_stages=-1,
                  norm_eval=False,
                  norm_cfg=None,
@@ -165,20 +205,29 @@ class RepMLPResNet(FreezableBackbone):
                  repmlp_cfg=None,
                  init_cfg=None):
         super().__init__(init_cfg or DEFAULT_INIT_CFG)
+        owner = type(self).__name__
         stem_channels, self.stage_cfgs = self._parse_arch(arch)
         num_stages = len(self.stage_cfgs)
-        self.img_size = _pair(img_size, 'img_size')
-        self.strides = self._per_stage_arg(strides, (1, ) + (2, ) * (num_stages - 1), 'strides')
-        self.dilations = self._per_stage_arg(dilations, (1, ) * num_stages, 'dilations')
-        self.out_indices = self._normalize_out_indices(out_indices, num_stages)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'RepMLPResNet: frozen_stages must be in [-1, {num_stages}], got '
+        self.img_size = check_pair(img_size, 'img_size', owner)
+        in_channels = check_int(in_channels, 'in_channels', owner)
+        deep_stem = check_bool(deep_stem, 'deep_stem', owner)
+        self.strides = check_int_sequence((1, ) + (2, ) * (num_stages - 1) if strides is None
+                                          else strides, 'strides', owner, num_stages)
+        self.dilations = check_int_sequence((1, ) * num_stages if dilations is None
+                                            else dilations, 'dilations', owner, num_stages)
+        self.contract_dilation = check_bool(contract_dilation, 'contract_dilation', owner)
+        self.out_indices = check_out_indices(out_indices, num_stages, owner)
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
+        if self.frozen_stages > num_stages:
+            raise ValueError(f'{owner}: frozen_stages must be in [-1, {num_stages}], got '
                              f'{frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.norm_cfg = norm_cfg or dict(type='BN')
-        self.with_cp = with_cp
-        self.deploy = deploy
+        self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
+        self.norm_cfg = check_norm_cfg(norm_cfg or dict(type='BN'), owner)
+        self.with_cp = check_bool(with_cp, 'with_cp', owner)
+        self.deploy = check_bool(deploy, 'deploy', owner)
+        if repmlp_cfg is not None and not isinstance(repmlp_cfg, dict):
+            raise TypeError(f'{owner}: repmlp_cfg must be a dict of RepMLPBlock arguments or '
+                            f'None, got {repmlp_cfg!r}')
         self.repmlp_cfg = dict(repmlp_cfg or {})
 
         self.stem = self._make_stem(in_channels, stem_channels, deep_stem)
@@ -197,8 +246,10 @@ class RepMLPResNet(FreezableBackbone):
             self.add_module(f'stage{i + 1}', nn.Sequential(*blocks))
             self.stage_names.append(f'stage{i + 1}')
         self.out_channels = [cfg['width'] for cfg in self.stage_cfgs]
-        # Without RepMLP blocks the network is a plain ResNet and takes any input size.
-        self.fixed_input_size = any(cfg['repmlp_blocks'] for cfg in self.stage_cfgs)
+        # Without RepMLP blocks the network is a plain ResNet and takes any input size; with
+        # windows, the RepMLPs run larger maps as windows of their size.
+        self.fixed_input_size = any(cfg['repmlp_blocks'] for cfg in self.stage_cfgs) and (
+            self.repmlp_cfg.get('larger_input', 'error') == 'error')
         self._freeze_stages()
 
     # ------------------------------------------------------------------ arch parsing
@@ -217,18 +268,24 @@ class RepMLPResNet(FreezableBackbone):
                              f'lacks {sorted(missing)}; allowed keys are num_blocks, widths, '
                              f'{", ".join(ARCH_DEFAULTS)}')
         arch = {**ARCH_DEFAULTS, **arch}
-        num_blocks, widths = tuple(arch['num_blocks']), tuple(arch['widths'])
-        if len(num_blocks) != len(widths) or not num_blocks or min(num_blocks) < 1:
-            raise ValueError('RepMLPResNet: arch num_blocks and widths need one positive entry '
-                             f'per stage, got {num_blocks} and {widths}')
+        owner = 'RepMLPResNet'
+        num_blocks = check_int_sequence(arch['num_blocks'], 'arch num_blocks', owner)
+        widths = check_int_sequence(arch['widths'], 'arch widths', owner, len(num_blocks))
+        if not num_blocks:
+            raise ValueError(f'{owner}: arch num_blocks and widths need one entry per stage, '
+                             f'got {num_blocks}')
         per_stage = {key: self._broadcast(arch, key, len(widths)) for key in _IS_SINGLE}
         stage_cfgs = []
         for i, (n, width) in enumerate(zip(num_blocks, widths)):
             cfg = {key: values[i] for key, values in per_stage.items()}
-            cfg.update(num_blocks=n, width=width, partition=_pair(cfg['partition'], 'partition'))
+            for key in ('expansion', 'r', 'groups', 'fc1_fc2_reduction'):
+                cfg[key] = check_int(cfg[key], f'arch {key}', owner)
+            cfg.update(num_blocks=n, width=width,
+                       partition=check_pair(cfg['partition'], 'arch partition', owner))
             cfg['repmlp_blocks'] = self._repmlp_block_indices(i, cfg)
             stage_cfgs.append(cfg)
-        stem_channels = arch['stem_channels'] or widths[0] // 4
+        stem_channels = check_int(arch['stem_channels'] or widths[0] // 4,
+                                  'arch stem_channels', owner)
         return stem_channels, stage_cfgs
 
     @staticmethod
@@ -261,25 +318,6 @@ class RepMLPResNet(FreezableBackbone):
                              f'block indices (the stage has {cfg["num_blocks"]} blocks)')
         return frozenset(indices)
 
-    @staticmethod
-    def _per_stage_arg(value, default, name):
-        value = tuple(default if value is None else value)
-        if len(value) != len(default) or min(value) < 1:
-            raise ValueError(f'RepMLPResNet: {name} needs one positive int per stage '
-                             f'({len(default)}), got {value}')
-        return value
-
-    @staticmethod
-    def _normalize_out_indices(out_indices, num_stages):
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        normalized = tuple(i % num_stages if -num_stages <= i < num_stages else None
-                           for i in out_indices)
-        if None in normalized or not normalized:
-            raise ValueError(f'RepMLPResNet: out_indices {tuple(out_indices)} must be stage '
-                             f'indices in [-{num_stages}, {num_stages - 1}]')
-        return normalized
-
     # ------------------------------------------------------------------ construction
     def _make_stem(self, in_channels, stem_channels, deep_stem):
         conv_args = dict(norm_cfg=self.norm_cfg, deploy=self.deploy)
@@ -298,10 +336,13 @@ class RepMLPResNet(FreezableBackbone):
     def _make_block(self, stage, index, in_channels, feature_size):
         cfg = self.stage_cfgs[stage]
         stride = self.strides[stage] if index == 0 else 1
+        dilation = self.dilations[stage]
+        if index == 0 and self.contract_dilation and dilation > 1:
+            dilation //= 2
         common = dict(norm_cfg=self.norm_cfg, with_cp=self.with_cp, deploy=self.deploy)
         if index not in cfg['repmlp_blocks']:
-            return ResNetBottleneck(in_channels, cfg['width'], stride=stride,
-                                    dilation=self.dilations[stage], **common)
+            return ResNetBottleneck(in_channels, cfg['width'], expansion=cfg['expansion'],
+                                    stride=stride, dilation=dilation, **common)
         where = f'RepMLPResNet stage {stage + 1} block {index}'
         if stride != 1:
             raise ValueError(f'{where}: a RepMLP block cannot downsample (stride {stride}); '
@@ -313,7 +354,7 @@ class RepMLPResNet(FreezableBackbone):
             if cfg['block_type'] == 'light':
                 return RepMLPLightBlock(in_channels, cfg['width'], repmlp_cfg, **common)
             return RepMLPBottleneck(in_channels, cfg['width'], repmlp_cfg, r=cfg['r'],
-                                    dilation=self.dilations[stage], **common)
+                                    expansion=cfg['expansion'], dilation=dilation, **common)
         except ValueError as err:
             raise ValueError(f'{where} (feature map {feature_size} for img_size '
                              f'{self.img_size}): {err}') from err
@@ -324,7 +365,8 @@ class RepMLPResNet(FreezableBackbone):
             raise ValueError(
                 f'RepMLPResNet was built for inputs of img_size {self.img_size} (its RepMLPs '
                 f'have fixed sizes) but got {tuple(x.shape)}; set img_size (in a config: '
-                'model.backbone.img_size) to the input size or resize the input')
+                'model.backbone.img_size) to the input size, resize the input, or run larger '
+                "inputs as windows with repmlp_cfg=dict(larger_input='windows')")
         x = self.maxpool(self.stem(x))
         outs = []
         for i, name in enumerate(self.stage_names):
@@ -346,3 +388,58 @@ class RepMLPResNet(FreezableBackbone):
         reparameterize_children(self)
         self.deploy = True
         self._freeze_stages()
+
+    def init_weights(self):
+        """Initialize, or load ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)``.
+
+        A pretrained checkpoint must fit exactly, except for the Global Perceptrons' FC1 and
+        FC2, whose sizes follow the number of partitions: a model pretrained at one input
+        size (ImageNet at 320) and used at another (Cityscapes crops of 713, Sec. 4.4) keeps
+        its random FC1 and FC2, as in the paper, and the log names them once. Any other
+        missing, unexpected or reshaped tensor is an error naming it.
+        """
+        init_cfg = self.init_cfg
+        if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+            return super().init_weights()
+        self._load_pretrained(init_cfg['checkpoint'], init_cfg.get('prefix'))
+        self._is_init = True
+
+    def _load_pretrained(self, checkpoint, prefix=None):
+        from mmengine.logging import MMLogger
+
+        from ...utils.checkpoint import (
+            describe_differences,
+            read_checkpoint,
+            shapes,
+            state_dict_differences,
+        )
+        from ...utils.errors import ToolError
+
+        state_dict = read_checkpoint(checkpoint)[1]
+        if prefix:
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
+                          if k.startswith(prefix)}
+            if not state_dict:
+                raise ToolError(f'pretrained checkpoint {checkpoint} has no key starting with '
+                                f'the prefix {prefix!r}')
+        own = self.state_dict()
+        missing, unexpected, reshaped = state_dict_differences(shapes(own), shapes(state_dict))
+        resized = sorted(k for k in own if k in state_dict and _is_global_fc(k)
+                         and own[k].shape != state_dict[k].shape)
+        others = [entry for entry in reshaped if entry.split(':')[0] not in resized]
+        if missing or unexpected or others:
+            raise ToolError(f'pretrained checkpoint {checkpoint} does not fit {type(self).__name__}'
+                            ' beyond the FC1/FC2 sizes: '
+                            f'{describe_differences((missing, unexpected, others))}; is it a '
+                            'training-form checkpoint of the same arch?')
+        self.load_state_dict({**state_dict, **{k: own[k] for k in resized}}, strict=False)
+        if resized:
+            MMLogger.get_current_instance().info(
+                f'{len(resized)} FC1/FC2 tensors keep their random initialization, their '
+                f'shapes in {checkpoint} being for other feature-map sizes: '
+                f'{", ".join(resized)}')
+
+
+def _is_global_fc(key):
+    """Whether a state-dict key is a Global Perceptron FC (FC1 or FC2) of a RepMLP block."""
+    return key.rsplit('.', 2)[-2] in ('fc1', 'fc2') and '.repmlp.' in key

@@ -8,24 +8,19 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
+from ..arguments import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_norm_cfg,
+    check_pair,
+)
 from ..layers import ConvBN, GroupwiseFC
 from ..layers.groupwise_fc import FC_IMPLS
 
 LOCAL_IMPLS = ('per_branch', 'fused')
-
-
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-        raise ValueError(f'RepMLPBlock: {name} must be a positive int or a pair of them, '
-                         f'got {value!r}')
-    return pair
-
-
-def _positive_int(value, name):
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f'RepMLPBlock: {name} must be a positive int, got {value!r}')
-    return value
+LARGER_INPUTS = ('error', 'windows')
 
 
 def _as_1d_norm(norm_cfg):
@@ -82,6 +77,12 @@ class RepMLPBlock(BaseModule):
             output channels, normalized by one batch-norm call that updates every branch's
             running statistics exactly as ``'per_branch'`` does; needs plain BN). Same
             result. Defaults to 'per_branch'.
+        larger_input (str): what an input of another size than ``in_size`` does:
+            ``'error'`` (a clear error: FC1 and FC2 are sized for ``in_size``'s partitions) or
+            ``'windows'`` (the map runs as independent windows of ``in_size``, the last row and
+            column of windows zero-padded, the output cropped back: e.g. whole-image
+            segmentation at 1024x2048 with blocks built for 713x713 crops). Both forms do the
+            same, so conversion stays exact. Defaults to 'error'.
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
@@ -98,19 +99,25 @@ class RepMLPBlock(BaseModule):
                  norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
                  fc_impl='matmul',
                  local_impl='per_branch',
+                 larger_input='error',
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
-        self.in_channels = _positive_int(in_channels, 'in_channels')
-        self.out_channels = _positive_int(out_channels, 'out_channels')
-        self.in_size = _pair(in_size, 'in_size')
-        self.partition_size = _pair(partition_size, 'partition_size')
-        self.groups = _positive_int(groups, 'groups')
-        self.local_kernels = self._parse_kernels(local_kernels)
-        self.fc1_fc2_reduction = _positive_int(fc1_fc2_reduction, 'fc1_fc2_reduction')
-        self.local_impl = local_impl
-        self.deploy = deploy
-        self._check_config(fc_impl, norm_cfg)
+        owner = type(self).__name__
+        self.in_channels = check_int(in_channels, 'in_channels', owner)
+        self.out_channels = check_int(out_channels, 'out_channels', owner)
+        self.in_size = check_pair(in_size, 'in_size', owner)
+        self.partition_size = check_pair(partition_size, 'partition_size', owner)
+        self.groups = check_int(groups, 'groups', owner)
+        self.local_kernels = self._parse_kernels(local_kernels, owner)
+        self.fc1_fc2_reduction = check_int(fc1_fc2_reduction, 'fc1_fc2_reduction', owner)
+        with_global = check_bool(with_global, 'with_global', owner)
+        self.local_impl = check_choice(local_impl, 'local_impl', owner, LOCAL_IMPLS)
+        self.larger_input = check_choice(larger_input, 'larger_input', owner, LARGER_INPUTS)
+        check_choice(fc_impl, 'fc_impl', owner, FC_IMPLS)
+        norm_cfg = check_norm_cfg(norm_cfg, owner)
+        self.deploy = deploy = check_bool(deploy, 'deploy', owner)
+        self._check_config(norm_cfg)
 
         (H, W), (h, w) = self.in_size, self.partition_size
         self.num_parts = (math.ceil(H / h), math.ceil(W / w))
@@ -141,15 +148,18 @@ class RepMLPBlock(BaseModule):
             })
 
     @staticmethod
-    def _parse_kernels(local_kernels):
-        kernels = [_pair(k, 'each of local_kernels') for k in local_kernels]
+    def _parse_kernels(local_kernels, owner):
+        if not isinstance(local_kernels, (list, tuple)):
+            raise TypeError(f'{owner}: local_kernels must be a list of odd kernel sizes (ints '
+                            f'or (kh, kw) pairs), () for none, got {local_kernels!r}')
+        kernels = [check_pair(k, 'local_kernels', owner) for k in local_kernels]
         duplicates = {k for k in kernels if kernels.count(k) > 1}
         if duplicates:
             raise ValueError(f'RepMLPBlock: local kernel(s) {sorted(duplicates)} given more '
                              'than once; list each kernel size once')
         return tuple(sorted(kernels))
 
-    def _check_config(self, fc_impl, norm_cfg):
+    def _check_config(self, norm_cfg):
         (H, W), (h, w), g = self.in_size, self.partition_size, self.groups
         if self.in_channels % g or self.out_channels % g:
             raise ValueError(f'RepMLPBlock: in_channels={self.in_channels} and out_channels='
@@ -164,12 +174,6 @@ class RepMLPBlock(BaseModule):
             if kh > h or kw > w:
                 raise ValueError(f'RepMLPBlock: local kernel {(kh, kw)} is larger than the '
                                  f'partition {(h, w)}; drop it or enlarge the partition')
-        if fc_impl not in FC_IMPLS:
-            raise ValueError(f'RepMLPBlock: fc_impl must be one of {FC_IMPLS}, got '
-                             f'{fc_impl!r}')
-        if self.local_impl not in LOCAL_IMPLS:
-            raise ValueError(f'RepMLPBlock: local_impl must be one of {LOCAL_IMPLS}, got '
-                             f'{self.local_impl!r}')
         if self.local_impl == 'fused' and norm_cfg.get('type') not in ('BN', 'BN2d'):
             raise ValueError("RepMLPBlock: local_impl='fused' normalizes the stacked branches "
                              "with one plain batch norm, so it needs norm_cfg type 'BN'; got "
@@ -178,8 +182,14 @@ class RepMLPBlock(BaseModule):
     # ----------------------------------------------------------------- forward
     def forward(self, x):
         """``(N, C, H, W)`` -> ``(N, O, H, W)``."""
+        if self._runs_as_windows(x):
+            return self._forward_windows(x)
         self._check_input(x)
         return self._forward_map(x)
+
+    def _runs_as_windows(self, x):
+        return (self.larger_input == 'windows' and x.dim() == 4
+                and x.shape[1] == self.in_channels and tuple(x.shape[2:]) != self.in_size)
 
     def _check_input(self, x):
         expected = (self.in_channels, *self.in_size)
@@ -187,7 +197,21 @@ class RepMLPBlock(BaseModule):
             raise ValueError(
                 f'{type(self).__name__} was built for inputs (N, C, H, W) = (N, '
                 f'{", ".join(map(str, expected))}) but got {tuple(x.shape)}; set in_channels '
-                'and in_size to match the input')
+                "and in_size to match the input, or pass larger_input='windows' to run other "
+                'sizes as windows of in_size')
+
+    def _forward_windows(self, x):
+        """Any ``(N, C, H, W)`` as independent windows of ``in_size``: the map is zero-padded at
+        the bottom and right to whole windows, the windows go through the block as a batch,
+        and the output is reassembled and cropped back to ``H x W``."""
+        N, C, H, W = x.shape
+        (wh, ww), out_c = self.in_size, self.out_channels
+        nh, nw = math.ceil(H / wh), math.ceil(W / ww)
+        x = F.pad(x, (0, nw * ww - W, 0, nh * wh - H))
+        windows = x.reshape(N, C, nh, wh, nw, ww).permute(0, 2, 4, 1, 3, 5)
+        out = self._forward_map(windows.reshape(N * nh * nw, C, wh, ww))
+        out = out.reshape(N, nh, nw, out_c, wh, ww).permute(0, 3, 1, 4, 2, 5)
+        return out.reshape(N, out_c, nh * wh, nw * ww)[:, :, :H, :W]
 
     def _forward_map(self, x):
         N = x.shape[0]
@@ -263,7 +287,7 @@ class RepMLPBlock(BaseModule):
         order (conv group, branch, channel in group), so the stacked conv keeps the grouping
         and its output is normalized as it is, without per-branch slices.
         """
-        g, num_branches, kmax = self.groups, len(branches), self._largest_kernel()
+        g, num_branches, kmax = self.groups, len(branches), self.largest_kernel
         out_per_group, in_per_group = self.out_channels // g, self.in_channels // g
         weight = torch.stack([
             pad_kernel(b.conv.weight, kmax).reshape(g, out_per_group, in_per_group, *kmax)
@@ -275,7 +299,11 @@ class RepMLPBlock(BaseModule):
         normed = normed.reshape(n, g, num_branches, out_per_group, h, w)
         return normed.sum(2).reshape(n, self.out_channels, h, w)
 
-    def _largest_kernel(self):
+    @property
+    def largest_kernel(self):
+        """``(kh, kw)`` covering every Local Perceptron kernel; None without one."""
+        if not self.local_kernels:
+            return None
         return (max(k[0] for k in self.local_kernels), max(k[1] for k in self.local_kernels))
 
     # ----------------------------------------------------------- re-parameterization
@@ -297,18 +325,21 @@ class RepMLPBlock(BaseModule):
         fc3_weight, fc3_bias = fuse_conv_bn(self.fc3, self.fc3_bn)
         if self.local_kernels:
             # Conv -> FC is linear in the kernel: sum the padded kernels, convert once.
-            kmax = self._largest_kernel()
+            kmax = self.largest_kernel
             fused = [b.fused_weight_bias() for b in self.local_perceptron.values()]
             kernel = sum(pad_kernel(k, kmax) for k, _ in fused)
             bias = sum(b for _, b in fused)
             fc3_weight = add_conv_to_fc_(fc3_weight, kernel, self.partition_size)
             h, w = self.partition_size
             fc3_bias = fc3_bias + bias.repeat_interleave(h * w)
+        return (*self._equivalent_fc1(), fc3_weight, fc3_bias)
+
+    def _equivalent_fc1(self):
+        """FC1 with the Global Perceptron's BN absorbed, ``(None, None)`` without one."""
         if not self.with_global:
-            return None, None, fc3_weight, fc3_bias
-        fc1_weight, fc1_bias = absorb_bn_module_into_fc(
-            self.fc1, self.global_bn, repeats=self.num_parts[0] * self.num_parts[1])
-        return fc1_weight, fc1_bias, fc3_weight, fc3_bias
+            return None, None
+        return absorb_bn_module_into_fc(self.fc1, self.global_bn,
+                                        repeats=self.num_parts[0] * self.num_parts[1])
 
     def switch_to_deploy(self):
         """Merge every BN and the Local Perceptron into FC1 and FC3 (idempotent).
@@ -394,17 +425,20 @@ class RepMLP1d(RepMLPBlock):
 
     def __init__(self, in_channels, out_channels, in_length, partition_length,
                  local_kernels=(1, 3, 5), **kwargs):
-        for k in local_kernels:
-            if not isinstance(k, int):
-                raise ValueError(f'RepMLP1d: local_kernels must be ints, got {k!r}')
+        owner = type(self).__name__
+        in_length = check_int(in_length, 'in_length', owner)
+        partition_length = check_int(partition_length, 'partition_length', owner)
+        local_kernels = check_int_sequence(local_kernels, 'local_kernels', owner)
         super().__init__(in_channels, out_channels, (1, in_length), (1, partition_length),
                          local_kernels=[(1, k) for k in local_kernels], **kwargs)
 
     def forward(self, x):
         """``(N, C, L)`` -> ``(N, O, L)``."""
         expected = (self.in_channels, self.in_size[1])
-        if x.dim() != 3 or tuple(x.shape[1:]) != expected:
+        other_length = self.larger_input == 'windows' and x.dim() == 3 and (
+            x.shape[1] == self.in_channels)
+        if not other_length and (x.dim() != 3 or tuple(x.shape[1:]) != expected):
             raise ValueError(f'RepMLP1d was built for inputs (N, C, L) = (N, {expected[0]}, '
                              f'{expected[1]}) but got {tuple(x.shape)}; set in_channels and '
-                             'in_length to match the input')
-        return self._forward_map(x.unsqueeze(2)).squeeze(2)
+                             "in_length to match the input, or pass larger_input='windows'")
+        return super().forward(x.unsqueeze(2)).squeeze(2)

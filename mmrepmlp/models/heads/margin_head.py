@@ -19,6 +19,8 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..arguments import check_int
+
 # acos has an infinite derivative at +-1 and a huge one next to them: keeping its input this far
 # inside bounds it (by about 700) while moving theta by at most 1.5e-3 rad.
 ACOS_EPS = 1e-6
@@ -89,8 +91,8 @@ class MarginSoftmaxHead(ClsHead):
                  loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg=None):
         super().__init__(loss=loss, init_cfg=init_cfg)
-        self.num_classes = _positive_int(num_classes, 'num_classes')
-        self.in_channels = _positive_int(in_channels, 'in_channels')
+        self.num_classes = check_int(num_classes, 'num_classes', 'MarginSoftmaxHead')
+        self.in_channels = check_int(in_channels, 'in_channels', 'MarginSoftmaxHead')
         if not isinstance(scale, (int, float)) or scale <= 0:
             raise ValueError(f'MarginSoftmaxHead: scale must be a positive number, got {scale!r}')
         if not isinstance(sample_ratio, (int, float)) or not 0 < sample_ratio <= 1:
@@ -185,14 +187,6 @@ class MarginSoftmaxHead(ClsHead):
 def _autocast_off(tensor):
     """A context without autocast on the device of ``tensor``: the work inside stays float32."""
     return torch.autocast(device_type=tensor.device.type, enabled=False)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'MarginSoftmaxHead: {name} must be an int, got {type(value).__name__}')
-    if value < 1:
-        raise ValueError(f'MarginSoftmaxHead: {name} must be positive, got {value}')
-    return value
 
 
 def _check_margins(margins):

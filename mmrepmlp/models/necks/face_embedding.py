@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ...reparam import absorb_bn_module_into_fc, fuse_bn, fuse_conv_bn
+from ..arguments import check_bool, check_int, check_pair
 from ..layers import ConvBN
 
 
@@ -68,10 +69,11 @@ class _EmbeddingNeck(BaseModule):
 
     def __init__(self, in_channels, in_size, embedding_dim, deploy, init_cfg):
         super().__init__(init_cfg)
-        self.in_channels = _positive_int(in_channels, 'in_channels', self)
-        self.in_size = _size_pair(in_size, self)
-        self.embedding_dim = _positive_int(embedding_dim, 'embedding_dim', self)
-        self.deploy = deploy
+        owner = type(self).__name__
+        self.in_channels = check_int(in_channels, 'in_channels', owner)
+        self.in_size = check_pair(in_size, 'in_size', owner)
+        self.embedding_dim = check_int(embedding_dim, 'embedding_dim', owner)
+        self.deploy = check_bool(deploy, 'deploy', owner)
 
     def forward(self, inputs):
         if isinstance(inputs, (tuple, list)):
@@ -173,20 +175,3 @@ class GDCEmbeddingNeck(_EmbeddingNeck):
         self.gdc.switch_to_deploy()
         self.fc.switch_to_deploy()
         self.deploy = True
-
-
-def _positive_int(value, name, module):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'{type(module).__name__}: {name} must be an int, got '
-                        f'{type(value).__name__}')
-    if value < 1:
-        raise ValueError(f'{type(module).__name__}: {name} must be positive, got {value}')
-    return value
-
-
-def _size_pair(value, module):
-    pair = (value, value) if isinstance(value, int) else value
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TypeError(f'{type(module).__name__}: in_size must be an int or an (h, w) pair, '
-                        f'got {value!r}')
-    return tuple(_positive_int(v, 'in_size', module) for v in pair)
