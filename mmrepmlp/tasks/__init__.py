@@ -2,9 +2,10 @@
 :func:`task_of` (see :mod:`.base`)."""
 from .base import Task, TestOutput, dataset_configs, register_task, registered_tasks, task_of
 from .classification import ClassificationTask
+from .face import FaceTask
 from .segmentation import SegmentationTask
 
 __all__ = [
     'Task', 'TestOutput', 'register_task', 'registered_tasks', 'task_of', 'dataset_configs',
-    'ClassificationTask', 'SegmentationTask'
+    'ClassificationTask', 'SegmentationTask', 'FaceTask'
 ]
