@@ -3,7 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 VPY := $(VENV)/bin/python
-REQ_FILES := requirements/runtime.txt requirements/tests.txt setup.py
+REQ_FILES := $(wildcard requirements/*.txt) setup.py
 REQ_HASH := $(shell cat $(REQ_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
@@ -13,7 +13,7 @@ venv: $(STAMP)
 
 $(STAMP): $(REQ_FILES)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(VPY) -m pip install -q $(addprefix -r ,$(wildcard requirements/*.txt))
 	$(VPY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -58,7 +58,10 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=False,
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'seg': read_requirements('segmentation.txt'),
+        'tests': read_requirements('tests.txt'),
+    },
     cmdclass={'build_py': BuildPyWithMim},
     zip_safe=False,
 )

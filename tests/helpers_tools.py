@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-TESTS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TESTS_DIR = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(TESTS_DIR)
 TINY_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_resnet.py')
 TINY_SEG_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_pspnet.py')
@@ -70,7 +70,7 @@ def tool_env():
     env = dict(os.environ)
     env['OMP_NUM_THREADS'] = '1'
     env['PYTHONPATH'] = os.pathsep.join(
-        [REPO_ROOT, osp.dirname(osp.abspath(__file__)), env.get('PYTHONPATH', '')])
+        [REPO_ROOT, osp.join(TESTS_DIR, 'tools'), env.get('PYTHONPATH', '')])
     env['PYTHON'] = sys.executable
     return env
 
@@ -83,16 +83,22 @@ def run_tool(args, cwd, env=None):
                           capture_output=True, text=True, timeout=600)
 
 
-def load_tool(relative_path):
-    """Import ``tools/<relative_path>`` as a module, to call its ``main(argv)`` in-process."""
+def load_script(relative_path):
+    """Import the repository's ``<relative_path>`` (a tool or benchmark script) as a module, to
+    call its ``main(argv)`` in-process."""
     import importlib.util
 
-    path = osp.join(REPO_ROOT, 'tools', relative_path)
-    name = 'tool_' + osp.splitext(osp.basename(path))[0]
+    path = osp.join(REPO_ROOT, relative_path)
+    name = 'script_' + osp.splitext(osp.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(relative_path):
+    """:func:`load_script` of ``tools/<relative_path>``."""
+    return load_script(osp.join('tools', relative_path))
 
 
 def free_port():

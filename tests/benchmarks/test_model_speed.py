@@ -3,22 +3,15 @@
 No timing is asserted (timings belong to the benchmark's own report); the test checks that
 every measurement is produced and is sane.
 """
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers_tools import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / 'benchmarks' / 'model_speed.py'
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('model_speed', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_row(output, name):
@@ -68,7 +61,7 @@ def test_quick_run_prints_every_measurement_and_the_ratios():
     (['--batch', '0'], 'must be >= 1'),
 ])
 def test_bad_options_name_the_problem(argv, message, capsys):
-    script = load_script()
+    script = load_script('benchmarks/model_speed.py')
     with pytest.raises(SystemExit) as exit_info:
         script.parse_args(argv)
     assert exit_info.value.code == 2
@@ -85,7 +78,7 @@ def test_breakdown_ceiling_counts_only_the_fc3_matmuls_of_the_repmlp_layers(caps
         'res50-light-g8': dict(whole=0.275, replaced=0.060, repmlp=0.030, fc3=0.020,
                                fc3_macs=1.5e9),
     }
-    script = load_script()
+    script = load_script('benchmarks/model_speed.py')
     script.print_breakdown(split, 80e9, script.parse_args(['--breakdown']))
     out = capsys.readouterr().out
     assert table_row(out, 'res50-light-g8') == ['275.0', '60.0', '215.0', '30.0', '20.0', '75',

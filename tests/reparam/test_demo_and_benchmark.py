@@ -1,11 +1,10 @@
 """The equivalence demo and the block speed benchmark run and report what they promise."""
-import importlib.util
-import os.path as osp
 import re
+
+from helpers_tools import load_script
 
 from mmrepmlp.reparam.__main__ import DEMO_BLOCKS
 from mmrepmlp.reparam.__main__ import main as demo_main
-from mmrepmlp.utils import REPO_ROOT
 
 
 def test_demo_prints_small_differences_for_every_block(capsys):
@@ -21,10 +20,7 @@ def test_demo_prints_small_differences_for_every_block(capsys):
 
 
 def test_benchmark_quick_mode_measures_every_shape(capsys):
-    path = osp.join(REPO_ROOT, 'benchmarks', 'block_speed.py')
-    spec = importlib.util.spec_from_file_location('block_speed', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script('benchmarks/block_speed.py')
     rows = module.main(['--quick'])
     assert rows.keys() == module.SHAPES.keys()
     for seconds in rows.values():

@@ -1,10 +1,10 @@
 """tools/analysis_tools/get_flops.py: parameter and MAC counts of both forms of a model."""
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 
 import pytest
+from helpers_tools import load_tool
 
 from mmrepmlp.models import RepMLPBlock
 
@@ -25,11 +25,7 @@ model = dict(
 
 @pytest.fixture(scope='module')
 def get_flops():
-    path = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'get_flops.py')
-    spec = importlib.util.spec_from_file_location('get_flops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/get_flops.py')
 
 
 def tiny_config(tmp_path, deploy=False):

@@ -2,7 +2,6 @@
 tensor has exactly the official key and shape (tests/data/official_v1/*.json) and its own
 value, so a tensor landing in the wrong place, or left at its random init, is caught."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -10,10 +9,13 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers_tools import load_tool
 from mmpretrain import get_model
 
 from mmrepmlp.models.official_import import OfficialImportError, import_official_checkpoint
 from mmrepmlp.utils.checkpoint import safe_load
+
+IMPORTER = 'model_converters/official_to_mmrepmlp.py'
 
 TESTS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO_ROOT = osp.dirname(TESTS_DIR)
@@ -69,14 +71,6 @@ def save(obj, path):
     return str(path)
 
 
-def load_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'model_converters', 'official_to_mmrepmlp.py')
-    spec = importlib.util.spec_from_file_location('official_to_mmrepmlp', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('official', sorted(EXPECTED_MODEL))
 def test_every_official_tensor_lands_in_its_place(official, tmp_path):
     source = official_state_dict(official)
@@ -127,7 +121,7 @@ def test_cli_prints_the_model_name_last(tmp_path):
     dst = tmp_path / 'out' / 'converted.pth'
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        load_tool().main([src, str(dst)])
+        load_tool(IMPORTER).main([src, str(dst)])
     assert output.getvalue().strip().splitlines()[-1] == 'model: repmlp-res50-g8g8_deploy_in1k'
     assert dst.is_file()
 
@@ -136,7 +130,7 @@ def test_cli_reports_a_bad_source_in_one_line(tmp_path):
     src = tmp_path / 'broken.pth'
     src.write_bytes(b'not a checkpoint')
     with pytest.raises(SystemExit, match='^error: cannot read .*broken.pth'):
-        load_tool().main([str(src), str(tmp_path / 'dst.pth')])
+        load_tool(IMPORTER).main([str(src), str(tmp_path / 'dst.pth')])
 
 
 def test_refuses_to_overwrite_the_source(tmp_path):

@@ -1,22 +1,12 @@
 """The quick start (`make demo`): a short real run on the bundled digits, and the CLI's verdict."""
 import dataclasses
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
+from helpers_tools import load_tool
 
 from mmrepmlp.apis.quick_start import QuickStartResult, format_report, run_quick_start
-from mmrepmlp.utils import REPO_ROOT
 from mmrepmlp.utils.checkpoint import safe_load
-
-
-def load_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'quick_start.py')
-    spec = importlib.util.spec_from_file_location('quick_start_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_one_epoch_trains_converts_and_reports(tmp_path):
@@ -55,7 +45,7 @@ def fake_result(**changes):
     (fake_result(deploy_accuracy=97.2), False),
 ])
 def test_cli_exit_status_follows_the_verdict(monkeypatch, capsys, result, passes):
-    tool = load_tool()
+    tool = load_tool('quick_start.py')
     calls = []
     monkeypatch.setattr(tool, 'run_quick_start',
                         lambda **kwargs: calls.append(kwargs) or result)
@@ -70,5 +60,5 @@ def test_cli_exit_status_follows_the_verdict(monkeypatch, capsys, result, passes
 
 def test_cli_rejects_zero_epochs(capsys):
     with pytest.raises(SystemExit):
-        load_tool().main(['--epochs', '0'])
+        load_tool('quick_start.py').main(['--epochs', '0'])
     assert 'must be at least 1' in capsys.readouterr().err
