@@ -2,13 +2,30 @@
 # The launched tools import mmrepmlp from this checkout even when it is not installed.
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}"
-PYTHON=${PYTHON:-python}
+
+# The interpreter: $PYTHON, else the checkout's .venv (what `make` creates), else python3.
+# It must have torch: without that every process would fail with the same traceback.
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$TOOLS_DIR/../.venv/bin/python" ]; then
+        PYTHON="$TOOLS_DIR/../.venv/bin/python"
+    else
+        PYTHON=$(command -v python3 || command -v python || echo python3)
+    fi
+fi
+if ! "$PYTHON" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)' 2>/dev/null; then
+    echo "error: $PYTHON cannot import torch; activate the environment mmrepmlp is installed in or set PYTHON=/path/to/python (make creates .venv)" >&2
+    exit 1
+fi
 
 # torchrun_tool SCRIPT NPROC [ARGS...]: NPROC processes per node, `--launcher pytorch`.
 # Environment: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500).
+# Bad input (config, data, checkpoint) is reported once by a dry run in this process
+# before any worker starts: torchrun would stop the other workers as soon as the first one
+# fails, often before it has said why.
 torchrun_tool() {
     local script=$1 nproc=$2
     shift 2
+    "$PYTHON" "$TOOLS_DIR/$script" "$@" --dry-run > /dev/null || exit $?
     exec "$PYTHON" -m torch.distributed.run \
         --nnodes="${NNODES:-1}" \
         --node_rank="${NODE_RANK:-0}" \

@@ -15,6 +15,7 @@ import argparse
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
     add_runner_args,
+    dry_run_summary,
     load_config,
     parse_runner_args,
     prepare_test_config,
@@ -57,6 +58,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     test_output = prepare_test_config(cfg, args)
+    if args.dry_run:
+        print(dry_run_summary(cfg))
+        return
     run_test(cfg, args.checkpoint, args.out, args.out_item, test_output,
              strict=not args.non_strict)
 

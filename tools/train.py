@@ -14,6 +14,8 @@ import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
     add_runner_args,
     build_runner,
+    check_resume_fits,
+    dry_run_summary,
     load_config,
     parse_runner_args,
     prepare_train_config,
@@ -48,7 +50,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_train_config(load_config(args.config), args)
-    build_runner(cfg).train()
+    if args.dry_run:
+        print(dry_run_summary(cfg))
+        return
+    runner = build_runner(cfg)
+    check_resume_fits(runner, cfg)
+    runner.train()
 
 
 if __name__ == '__main__':

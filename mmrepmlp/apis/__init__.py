@@ -7,6 +7,8 @@ from .deploy import DeployResult, convert_checkpoint, make_deploy_config
 from .runner import (
     add_runner_args,
     build_runner,
+    check_resume_fits,
+    dry_run_summary,
     fit_config_to_device,
     parse_runner_args,
     prepare_test_config,
@@ -17,7 +19,7 @@ from .runner import (
 __all__ = [
     'ToolError', 'load_config', 'build_model', 'read_checkpoint', 'load_model', 'input_shape',
     'forward_raw', 'prepare_train_config', 'prepare_test_config', 'fit_config_to_device',
-    'build_runner', 'run_test', 'add_runner_args', 'parse_runner_args', 'DeployResult',
-    'convert_checkpoint', 'make_deploy_config',
+    'build_runner', 'check_resume_fits', 'dry_run_summary', 'run_test', 'add_runner_args',
+    'parse_runner_args', 'DeployResult', 'convert_checkpoint', 'make_deploy_config',
     'ModelSpec', 'benchmark_models'
 ]

@@ -25,9 +25,13 @@ def load_config(path, cfg_options=None):
     try:
         cfg = Config.fromfile(path)
     except Exception as exc:
-        raise ToolError(f'cannot read config {path}: {describe_exception(exc)}') from exc
+        raise ToolError(f'cannot read config {path}: {describe_exception(exc)}; is it an '
+                        'MMEngine config (Python) file?') from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if not isinstance(cfg.get('model'), dict):
+        raise ToolError(f'config {path} defines no `model`; pass a model config (e.g. one '
+                        'under configs/)')
     return cfg
 
 

@@ -25,10 +25,15 @@ TRAIN_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def add_runner_args(parser):
-    """Add the arguments ``train.py`` and ``test.py`` share last: config overrides and launcher."""
+    """Add the arguments ``train.py`` and ``test.py`` share last: config overrides, a dry
+    run, and the launcher."""
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
+    parser.add_argument(
+        '--dry-run', action='store_true',
+        help='check the config, its data paths and the checkpoint, then stop (the '
+        'distributed launchers do this once before starting the processes)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
@@ -126,11 +131,13 @@ def set_dataloader_defaults(cfg, fields, persistent_workers, disable=()):
 def check_data_paths(cfg, loaders):
     """Raise one :class:`ToolError` listing every missing data path of ``loaders``, each with
     the config key to set."""
-    missing = [(key, path) for key, path in task_of(cfg).data_paths(cfg, loaders)
-               if not osp.exists(path)]
+    missing = {}
+    for key, path in task_of(cfg).data_paths(cfg, loaders):
+        if not osp.exists(path):
+            missing.setdefault(path, []).append(key)
     if missing:
-        listed = '; '.join(f'{path} (from {key})' for key, path in missing)
-        keys = sorted({key.split('.')[0] for key, _ in missing})
+        listed = '; '.join(f'{path} (from {", ".join(keys)})' for path, keys in missing.items())
+        keys = sorted({key.split('.')[0] for keys in missing.values() for key in keys})
         hint = ' '.join(f'{key}.dataset.data_root=...' for key in keys)
         raise ToolError(f'missing data: {listed}; put the data set there or point the config '
                         f'at it, e.g. --cfg-options {hint}')
@@ -175,8 +182,9 @@ def _set_resume(cfg, resume):
         return
     if '://' not in resume:
         if not osp.isfile(resume):
-            raise ToolError(f'--resume {resume}: no such checkpoint; give an existing file, or '
-                            "--resume alone to resume from the work dir's latest")
+            raise ToolError(f'--resume {resume}: the checkpoint does not exist; give an '
+                            "existing file, or --resume alone to resume from the work dir's "
+                            'latest')
         check_resumable(resume, f'--resume {resume}')
     cfg.resume, cfg.load_from = True, resume
 
@@ -209,7 +217,8 @@ def prepare_test_config(cfg, args):
     if args.out_item is not None and args.out is None:
         raise ToolError('--out-item needs --out (the file to write)')
     if not osp.isfile(args.checkpoint):
-        raise ToolError(f'checkpoint {args.checkpoint} does not exist')
+        raise ToolError(f'checkpoint {args.checkpoint} does not exist; pass the path of a '
+                        '.pth file')
     inputs = [args.config, args.checkpoint] + [
         path for _, path in task.data_paths(cfg, ['test_dataloader'])]
     if args.out:
@@ -233,12 +242,30 @@ def prepare_test_config(cfg, args):
     return task.prepare_test_output(cfg, args.out, args.out_item) if args.out else None
 
 
+def dry_run_summary(cfg):
+    """The line ``--dry-run`` prints: what would run."""
+    return (f'dry run: {cfg.filename} is ready ({task_of(cfg).name} task, work_dir '
+            f'{cfg.work_dir}); nothing was run')
+
+
 def build_runner(cfg):
     """The Runner of ``cfg``: MMEngine's, or the registered ``runner_type``."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def check_resume_fits(runner, cfg):
+    """Before ``runner.train()``: refuse to resume from a checkpoint of another model (MMEngine
+    would load what fits and train a partly random model)."""
+    from mmengine.runner import find_latest_checkpoint
+
+    if not cfg.get('resume'):
+        return
+    checkpoint = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if checkpoint and '://' not in checkpoint:
+        check_checkpoint_fits(runner, checkpoint)
 
 
 def check_checkpoint_fits(runner, checkpoint_path, strict=True):

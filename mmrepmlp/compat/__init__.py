@@ -13,10 +13,12 @@ idempotent and is called on ``import mmrepmlp``.
   ``pkg_resources`` (gone in setuptools>=81);
 * :mod:`.numpy_in1d` - numpy>=2.4 removed ``np.in1d`` (mmpretrain retrieval metrics);
 * :mod:`.cpu_distributed` - mmengine's DDP set-up assumes CUDA;
+* :mod:`.checkpoint_saving` - mmengine writes checkpoints in place (a crash truncates them);
 * :mod:`.dist_test_dir` - mmengine's distributed evaluation leaves ``.dist_test`` behind;
 * :mod:`.inference_model` - mmpretrain's ``inference_model`` serves model-zoo models only.
 """
 from .checkpoint_loading import fix_checkpoint_loading
+from .checkpoint_saving import fix_checkpoint_saving
 from .cpu_distributed import fix_cpu_distributed
 from .dist_test_dir import fix_dist_test_dir
 from .inference_model import fix_inference_model
@@ -26,13 +28,14 @@ from .package_lookup import fix_pkg_resources
 
 __all__ = [
     'apply_all', 'FIXES', 'fix_mmcv_ops', 'fix_checkpoint_loading', 'fix_pkg_resources',
-    'fix_numpy_in1d', 'fix_cpu_distributed', 'fix_dist_test_dir', 'fix_inference_model',
+    'fix_numpy_in1d', 'fix_cpu_distributed', 'fix_checkpoint_saving', 'fix_dist_test_dir',
+    'fix_inference_model',
     'point_sample', 'sigmoid_focal_loss'
 ]
 
 # mmcv.ops and pkg_resources first: importing mmengine's config and mmseg needs them.
 FIXES = (fix_mmcv_ops, fix_pkg_resources, fix_numpy_in1d, fix_checkpoint_loading,
-         fix_cpu_distributed, fix_dist_test_dir, fix_inference_model)
+         fix_checkpoint_saving, fix_cpu_distributed, fix_dist_test_dir, fix_inference_model)
 
 
 def apply_all():

@@ -23,7 +23,7 @@ from ..utils.checkpoint import (
     state_dict_differences,
 )
 from ..utils.errors import ToolError
-from ..utils.files import torch_save
+from ..utils.files import check_not_overwriting, check_writable, torch_save
 from ..version import __version__
 
 ZOO_PATTERN = 'repmlp-res50*'
@@ -127,8 +127,8 @@ def match_zoo_model(state_dict, names=None):
     _, name, differences = closest
     raise OfficialImportError(
         f'the checkpoint matches no RepMLP-ResNet model of the zoo; the closest is {name}, '
-        f'against which it has {describe_differences(differences, _LISTED_KEYS)}. Is it an '
-        'official RepMLP v1 RepMLP-ResNet checkpoint (repmlp_resnet.py)?')
+        f'against which it has {describe_differences(differences, _LISTED_KEYS)}; give an '
+        'official RepMLP v1 RepMLP-ResNet checkpoint (repmlp_resnet.py)')
 
 
 def import_official_checkpoint(src, dst, model_name=None):
@@ -146,15 +146,19 @@ def import_official_checkpoint(src, dst, model_name=None):
     Raises:
         OfficialImportError: unreadable or unknown checkpoint, or ``dst`` is ``src``.
     """
-    same_file = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
-    if same_file or osp.realpath(src) == osp.realpath(dst):
-        raise OfficialImportError(f'refusing to overwrite the source checkpoint {src}; give '
-                                  'another destination path')
+    try:
+        check_not_overwriting([dst], [src])
+        check_writable(dst)
+    except ToolError as err:
+        raise OfficialImportError(str(err)) from err
     if model_name is not None and model_name not in zoo_model_names():
         raise OfficialImportError(f'{model_name!r} is not a RepMLP-ResNet model of the zoo; '
                                   f'use one of {zoo_model_names()}')
     state_dict = convert_official_state_dict(load_official_state_dict(src))
-    name = match_zoo_model(state_dict, [model_name] if model_name else None)
+    try:
+        name = match_zoo_model(state_dict, [model_name] if model_name else None)
+    except OfficialImportError as err:
+        raise OfficialImportError(f'{src}: {err}') from err
     meta = dict(model=name, source=osp.basename(src),
                 converter=f'mmrepmlp {__version__} official_to_mmrepmlp')
     torch_save(dict(state_dict=state_dict, meta=meta), dst)

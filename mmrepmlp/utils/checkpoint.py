@@ -135,7 +135,7 @@ def safe_load(f, map_location=None, **kwargs):
         elif not detail.startswith('refusing'):  # not a pickle we understand: damaged
             raise pickle.UnpicklingError(f'not a readable checkpoint ({detail})') from exc
         raise pickle.UnpicklingError(
-            f'{detail}, and unpickling it could run code. If you trust the file, allow it '
+            f'{detail}, and unpickling it could run code; if you trust the file, allow it '
             'with torch.serialization.add_safe_globals([...]) or load it with '
             'torch.load(..., weights_only=False)') from exc
     except RuntimeError as exc:
@@ -172,7 +172,8 @@ def read_checkpoint(path):
         if str(exc).startswith('refusing'):
             raise ToolError(f'checkpoint {path} is refused: {exc}') from exc
         raise ToolError(f'cannot read checkpoint {path} ({describe_exception(exc)}): it is '
-                        'damaged or not a PyTorch checkpoint') from exc
+                        'damaged or not a PyTorch checkpoint; pass a file written by '
+                        'torch.save or an MMEngine Runner') from exc
     except Exception as exc:  # torch raises many types for a damaged or truncated file
         raise ToolError(f'cannot read checkpoint {path} ({describe_exception(exc)}); is it a '
                         'complete checkpoint file written by torch.save?') from exc

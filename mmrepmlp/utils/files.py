@@ -201,7 +201,8 @@ def check_writable(path):
     while not osp.exists(existing):
         existing = osp.dirname(existing)
     if not osp.isdir(existing):
-        raise ToolError(f'cannot create the folder of output {path}: {existing} is a file')
+        raise ToolError(f'cannot create the folder of output {path}: {existing} is a file; '
+                        'choose another output path')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ToolError(f'cannot write output {path}: {existing} is not writable; choose '
                         'another output path')

@@ -100,7 +100,7 @@ def test_train_defaults_and_options(no_cuda):
 
 
 def test_resume_from_a_missing_file_is_an_error(tmp_path):
-    with pytest.raises(ToolError, match='no such checkpoint'):
+    with pytest.raises(ToolError, match='the checkpoint does not exist'):
         prepare_train(Config.fromfile(CLS_CONFIG), train_args(resume=str(tmp_path / 'x.pth')))
 
 

@@ -91,6 +91,7 @@ def fixed_job(config_files):
         import sys
 
         import mmengine.dist.dist
+        import mmengine.fileio
         import mmengine.dist.utils
         import mmengine.runner.checkpoint
         import mmengine.utils
@@ -103,6 +104,7 @@ def fixed_job(config_files):
             fix_pkg_resources=is_ours(mmengine.utils.get_installed_path),
             fix_numpy_in1d=is_ours(np.in1d),
             fix_checkpoint_loading=is_ours(mmengine.runner.checkpoint.load_from_local),
+            fix_checkpoint_saving=is_ours(mmengine.fileio.LocalBackend.put),
             fix_cpu_distributed=is_ours(mmengine.dist.utils._init_dist_pytorch),
             fix_dist_test_dir=is_ours(mmengine.dist.dist.collect_results_cpu),
             fix_inference_model=is_ours(mmpretrain.apis.model.inference_model))

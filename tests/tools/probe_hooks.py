@@ -50,3 +50,23 @@ class KillAfterIterHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at_iter:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillWhileSavingHook(Hook):
+    """Let the kernel kill the process in the middle of writing the checkpoint of epoch
+    ``at_epoch``: a file-size limit of half the previous checkpoint's size, with SIGXFSZ's
+    default action (terminate) restored, since Python ignores it."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_epoch, previous):
+        self.at_epoch = at_epoch
+        self.previous = previous
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        import resource
+
+        if runner.epoch + 1 == self.at_epoch:
+            limit = os.path.getsize(osp.join(runner.work_dir, self.previous)) // 2
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))

@@ -155,8 +155,8 @@ class RepMLPBlock(BaseModule):
         kernels = [check_pair(k, 'local_kernels', owner) for k in local_kernels]
         duplicates = {k for k in kernels if kernels.count(k) > 1}
         if duplicates:
-            raise ValueError(f'RepMLPBlock: local kernel(s) {sorted(duplicates)} given more '
-                             'than once; list each kernel size once')
+            raise ValueError(f'{owner}: local_kernels lists {sorted(duplicates)} more than '
+                             'once; list each kernel size once')
         return tuple(sorted(kernels))
 
     def _check_config(self, norm_cfg):
@@ -169,11 +169,11 @@ class RepMLPBlock(BaseModule):
                              f'{(H, W)}; use a partition at most as large as the input')
         for kh, kw in self.local_kernels:
             if kh % 2 == 0 or kw % 2 == 0:
-                raise ValueError(f'RepMLPBlock: local kernel {(kh, kw)} must have odd sizes '
-                                 '(it is centred on each pixel)')
+                raise ValueError(f'RepMLPBlock: local_kernels entry {(kh, kw)} must have odd '
+                                 'sizes (it is centred on each pixel)')
             if kh > h or kw > w:
-                raise ValueError(f'RepMLPBlock: local kernel {(kh, kw)} is larger than the '
-                                 f'partition {(h, w)}; drop it or enlarge the partition')
+                raise ValueError(f'RepMLPBlock: local_kernels entry {(kh, kw)} is larger than '
+                                 f'the partition {(h, w)}; drop it or enlarge the partition')
         if self.local_impl == 'fused' and norm_cfg.get('type') not in ('BN', 'BN2d'):
             raise ValueError("RepMLPBlock: local_impl='fused' normalizes the stacked branches "
                              "with one plain batch norm, so it needs norm_cfg type 'BN'; got "

@@ -1,0 +1,95 @@
+"""Interrupted training through tools/train.py: a run killed with SIGKILL in the middle of an
+epoch, resumed with --resume, ends with exactly the weights, optimizer state and metrics of
+an uninterrupted run with the same seed; a run killed while writing a checkpoint leaves the
+previous one, which --resume continues from."""
+import signal
+
+import torch
+from helpers_tools import make_image_folders, run_tool, write_config
+
+from mmrepmlp.utils.checkpoint import safe_load
+
+# Three epochs of three iterations, a checkpoint per epoch, no random augmentation (its
+# numpy state is not part of a checkpoint), data order from the seeded sampler.
+EPOCHS = """
+train_dataloader['dataset']['pipeline'] = [dict(type='LoadImageFromFile'),
+                                           dict(type='PackInputs')]
+train_dataloader['sampler'] = dict(type='DefaultSampler', shuffle=True)
+train_cfg = dict(_delete_=True, by_epoch=True, max_epochs=3, val_interval=3)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True))
+custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], allow_failed_imports=False)
+"""
+
+
+def epoch_config(path, data, dump, *hooks):
+    hooks = [f'dict(type="DumpTrainStateHook", out_dir={str(dump)!r})', *hooks]
+    return write_config(path, data, extra=EPOCHS + f'custom_hooks = [{", ".join(hooks)}]\n')
+
+
+def final_state(dump):
+    return torch.load(dump / 'after_train_rank0.pth')
+
+
+def accuracy(result):
+    lines = [line for line in (result.stdout + result.stderr).splitlines()
+             if 'accuracy/top1' in line]
+    return lines[-1].split('accuracy/top1:')[1].split()[0]
+
+
+def assert_equal_states(actual, expected, where='state'):
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(actual, expected), where
+    elif isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), where
+        for key in expected:
+            assert_equal_states(actual[key], expected[key], f'{where}.{key}')
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_equal_states(a, e, f'{where}[{index}]')
+    else:
+        assert actual == expected, where
+
+
+def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    data = make_image_folders(tmp_path / 'data')
+    plain = run_tool(['train.py', epoch_config(tmp_path / 'plain.py', data, tmp_path / 'd0'),
+                      '--work-dir', tmp_path / 'w0'], tmp_path)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+
+    killing = epoch_config(tmp_path / 'kill.py', data, tmp_path / 'd1',
+                           'dict(type="KillAfterIterHook", at_iter=5)')  # epoch 2 of 3
+    killed = run_tool(['train.py', killing, '--work-dir', tmp_path / 'w1'], tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (tmp_path / 'w1' / 'epoch_1.pth').is_file()
+    assert not (tmp_path / 'w1' / 'epoch_2.pth').exists()
+    resumed = run_tool(['train.py', epoch_config(tmp_path / 'resume.py', data, tmp_path / 'd1'),
+                        '--work-dir', tmp_path / 'w1', '--resume'], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    uninterrupted, interrupted = final_state(tmp_path / 'd0'), final_state(tmp_path / 'd1')
+    assert interrupted['iter'] == uninterrupted['iter'] == 9
+    assert_equal_states(interrupted['state_dict'], uninterrupted['state_dict'], 'weights')
+    assert_equal_states(interrupted['optimizer'], uninterrupted['optimizer'], 'optimizer')
+    assert accuracy(resumed) == accuracy(plain)
+
+
+def test_killed_while_saving_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
+    data = make_image_folders(tmp_path / 'data')
+    work = tmp_path / 'work'
+    killing = epoch_config(tmp_path / 'kill.py', data, tmp_path / 'dump',
+                           'dict(type="KillWhileSavingHook", at_epoch=2, '
+                           'previous="epoch_1.pth")')
+
+    killed = run_tool(['train.py', killing, '--work-dir', work], tmp_path)
+
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr[-3000:]
+    assert not (work / 'epoch_2.pth').exists()  # never a truncated checkpoint
+    assert (work / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert safe_load(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+    resumed = run_tool(['train.py', epoch_config(tmp_path / 'resume.py', data,
+                                                 tmp_path / 'dump'),
+                        '--work-dir', work, '--resume'], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(tmp_path / 'dump' / 'before_train_rank0.pth')['iter'] == 3
+    assert (work / 'epoch_3.pth').is_file()
