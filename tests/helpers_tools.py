@@ -1,11 +1,13 @@
 """Shared by the tool tests: a tiny ImageNet-layout data set, configs that use it, and running
 the command-line tools in subprocesses."""
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import numpy as np
+import torch
 from PIL import Image
 
 TESTS_DIR = osp.dirname(osp.abspath(__file__))
@@ -13,6 +15,7 @@ REPO_ROOT = osp.dirname(TESTS_DIR)
 TINY_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_resnet.py')
 TINY_SEG_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_pspnet.py')
 NUM_CLASSES, IMAGES_PER_CLASS, IMAGE_SIZE = 3, 4, 64
+OFFICIAL_SHAPES = osp.join(TESTS_DIR, 'data', 'official_v1')
 
 
 def make_image_folders(root):
@@ -107,3 +110,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def official_state_dict(name):
+    """The official keys and shapes of ``name``, tensor ``i`` filled with the value ``i + 1``.
+
+    Expanded scalars keep the files tiny while loading gives full-size tensors.
+    """
+    with open(osp.join(OFFICIAL_SHAPES, f'{name}.json')) as f:
+        shapes = json.load(f)
+    state_dict = {}
+    for index, (key, shape) in enumerate(shapes.items()):
+        dtype = torch.long if key.endswith('num_batches_tracked') else torch.float32
+        state_dict[key] = torch.tensor(index + 1, dtype=dtype).expand(shape)
+    return state_dict

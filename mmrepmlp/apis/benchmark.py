@@ -11,7 +11,14 @@ import torch
 
 from ..analysis import count_params, measure_interleaved
 from ..utils.errors import ToolError
-from .build import forward_raw, input_shape, load_model
+from .build import (
+    build_model,
+    forward_raw,
+    input_shape,
+    load_config,
+    load_weights,
+    read_checkpoint,
+)
 from .deploy import convert_model
 
 
@@ -42,18 +49,83 @@ def resolve_device(device=None):
 
 @dataclass
 class ModelSpec:
-    """A model to time: its config, optional weights, and whether to convert it first."""
+    """A model to time: its config, optional weights and config overrides, whether to convert
+    it first, and the name to report it under (by default the config's file name)."""
     config: str
     checkpoint: Optional[str] = None
     deploy: bool = False
+    cfg_options: Optional[dict] = None
+    name: Optional[str] = None
+
+
+@dataclass
+class BenchmarkModel:
+    """A built model ready to time: its name, the model and its one-image input shape."""
+    name: str
+    model: torch.nn.Module
+    input_shape: tuple
+
+
+def build_benchmark_models(specs, shape=None, device=None):
+    """Build (and convert, for ``deploy``) the models of ``specs`` in eval mode on ``device``.
+
+    Without CUDA, SyncBN becomes BN as in the tools. Names are made unique.
+
+    Returns:
+        list[BenchmarkModel]: in the order of ``specs``.
+    """
+    from .runner import fit_config_to_device
+
+    device = resolve_device(device)
+    built, taken = [], set()
+    for spec in specs:
+        cfg = load_config(spec.config, spec.cfg_options)
+        if device.type != 'cuda':
+            fit_config_to_device(cfg)
+        model = build_model(cfg)
+        if spec.checkpoint is None:
+            # Random weights of the scale the model's own initialization gives: PyTorch's
+            # defaults shrink activations towards denormal floats, many times slower on CPU.
+            model.init_weights()
+        else:
+            load_weights(model, read_checkpoint(spec.checkpoint)[1], spec.checkpoint,
+                         spec.config)
+        converted = convert_model(model, log=lambda line: None) if spec.deploy else []
+        name = _unique_name(spec, bool(converted), taken)
+        taken.add(name)
+        built.append(BenchmarkModel(name, model.eval().to(device), input_shape(cfg, shape)))
+    return built
 
 
 def _unique_name(spec, converted, taken):
-    name = osp.splitext(osp.basename(spec.config))[0] + (' (deploy)' if converted else '')
+    name = spec.name or (osp.splitext(osp.basename(spec.config))[0] +
+                         (' (deploy)' if converted else ''))
     candidate, index = name, 2
     while candidate in taken:
         candidate, index = f'{name} #{index}', index + 1
     return candidate
+
+
+def time_models(models, batch=1, warmup=2, rounds=10, device=None):
+    """Time the forward pass of each :class:`BenchmarkModel` on a random batch, all models
+    interleaved in the same rounds.
+
+    Returns:
+        list[SpeedResult]: in the order of ``models``.
+    """
+    device = resolve_device(device)
+    inputs = {m.name: torch.randn(batch, *m.input_shape, device=device) for m in models}
+
+    def forward_step(entry):
+        def step():
+            with torch.no_grad():
+                forward_raw(entry.model, inputs[entry.name])
+        return step
+
+    seconds = measure_interleaved({m.name: forward_step(m) for m in models}, warmup, rounds,
+                                  device)
+    return [SpeedResult(m.name, tuple(m.input_shape), count_params(m.model), seconds[m.name],
+                        batch) for m in models]
 
 
 def benchmark_models(specs, batch=1, shape=None, warmup=2, rounds=10, device=None):
@@ -72,25 +144,8 @@ def benchmark_models(specs, batch=1, shape=None, warmup=2, rounds=10, device=Non
     Returns:
         list[SpeedResult]: in the order of ``specs``.
     """
-    device = resolve_device(device)
-    models, inputs = {}, {}
-    for spec in specs:
-        model, cfg = load_model(spec.config, spec.checkpoint)
-        converted = convert_model(model, log=lambda line: None) if spec.deploy else []
-        name = _unique_name(spec, bool(converted), models)
-        models[name] = model.to(device)
-        inputs[name] = torch.randn(batch, *input_shape(cfg, shape), device=device)
-
-    def forward_step(name):
-        def step():
-            with torch.no_grad():
-                forward_raw(models[name], inputs[name])
-        return step
-
-    seconds = measure_interleaved({name: forward_step(name) for name in models}, warmup,
-                                  rounds, device)
-    return [SpeedResult(name, tuple(inputs[name].shape[1:]), count_params(model), seconds[name],
-                        batch) for name, model in models.items()]
+    return time_models(build_benchmark_models(specs, shape, device), batch, warmup, rounds,
+                       device)
 
 
 def format_results(results):

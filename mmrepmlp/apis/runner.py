@@ -143,6 +143,31 @@ def check_data_paths(cfg, loaders):
                         f'at it, e.g. --cfg-options {hint}')
 
 
+def _pretrained_checkpoints(node, path):
+    """``[(config key, checkpoint)]`` of the ``Pretrained`` init configs under ``node``."""
+    found = []
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+            found.append((f'{path}.checkpoint', node['checkpoint']))
+        for key, value in node.items():
+            found += _pretrained_checkpoints(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            found += _pretrained_checkpoints(item, f'{path}[{index}]')
+    return found
+
+
+def check_pretrained_checkpoints(cfg):
+    """Raise :class:`ToolError` naming every local pretrained checkpoint of the model that
+    does not exist (found only when the weights are initialized, after the Runner starts)."""
+    missing = [(key, path) for key, path in _pretrained_checkpoints(cfg.model, 'model')
+               if '://' not in path and not osp.isfile(path)]
+    if missing:
+        listed = '; '.join(f'{path} (from {key})' for key, path in missing)
+        raise ToolError(f'missing pretrained checkpoint: {listed}; put the checkpoint there '
+                        f'or set --cfg-options {missing[0][0]}=...')
+
+
 def prepare_train_config(cfg, args):
     """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``."""
     task_of(cfg).check_available()
@@ -167,6 +192,7 @@ def prepare_train_config(cfg, args):
     set_dataloader_defaults(cfg, TRAIN_LOADERS, persistent_workers=True, disable=disable)
     fit_config_to_device(cfg, args.amp)
     check_data_paths(cfg, [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader'])
+    check_pretrained_checkpoints(cfg)  # MMEngine initializes weights before resuming too
     return cfg
 
 

@@ -331,3 +331,28 @@ def test_repmlp1d_deploy_construction_strict_loads_and_fused_local_agrees():
                      deploy=True).double()
     fresh.load_state_dict(repmlp_model_convert(block).state_dict(), strict=True)
     torch.testing.assert_close(fresh(x), block(x), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ windows
+def test_other_sizes_are_an_error_unless_windows_are_asked_for():
+    block = make_block(in_size=(8, 10), partition_size=(4, 5)).eval()
+    with pytest.raises(ValueError, match="larger_input='windows'"):
+        block(torch.randn(1, 4, 16, 20))
+
+
+@pytest.mark.parametrize('size', [(8, 10), (17, 23), (5, 7)])
+def test_windows_run_each_padded_window_independently_in_both_forms(size):
+    block = make_block(in_size=(8, 10), partition_size=(4, 5), larger_input='windows').eval()
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+
+    out = block(x)
+
+    H, W = size
+    padded = torch.nn.functional.pad(x, (0, -W % 10, 0, -H % 8))
+    for i in range(0, padded.shape[2], 8):
+        for j in range(0, padded.shape[3], 10):
+            window = block(padded[:, :, i:i + 8, j:j + 10])
+            expected = window[:, :, :max(0, min(8, H - i)), :max(0, min(10, W - j))]
+            torch.testing.assert_close(out[:, :, i:i + 8, j:j + 10], expected)
+    deployed = repmlp_model_convert(block)
+    torch.testing.assert_close(deployed(x), out, rtol=1e-10, atol=1e-10)

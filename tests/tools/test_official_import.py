@@ -3,13 +3,12 @@ tensor has exactly the official key and shape (tests/data/official_v1/*.json) an
 value, so a tensor landing in the wrong place, or left at its random init, is caught."""
 import contextlib
 import io
-import json
 import os
 import os.path as osp
 
 import pytest
 import torch
-from helpers_tools import load_tool
+from helpers_tools import load_tool, official_state_dict
 from mmpretrain import get_model
 
 from mmrepmlp.models.official_import import OfficialImportError, import_official_checkpoint
@@ -19,7 +18,6 @@ IMPORTER = 'model_converters/official_to_mmrepmlp.py'
 
 TESTS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO_ROOT = osp.dirname(TESTS_DIR)
-OFFICIAL_SHAPES = osp.join(TESTS_DIR, 'data', 'official_v1')
 
 EXPECTED_MODEL = {
     'RepMLP-Res50-light-224_train': 'repmlp-res50-light-g4_8xb32_in1k',
@@ -50,20 +48,6 @@ SPOT_CHECKS = {
     'stage2.2.btnk_repmlp.repconv1.bn.num_batches_tracked':
         'backbone.stage2.2.repmlp.local_perceptron.conv1x1.bn.num_batches_tracked',
 }
-
-
-def official_state_dict(name):
-    """The official keys and shapes of ``name``, tensor ``i`` filled with the value ``i + 1``.
-
-    Expanded scalars keep the files tiny while loading gives full-size tensors.
-    """
-    with open(osp.join(OFFICIAL_SHAPES, f'{name}.json')) as f:
-        shapes = json.load(f)
-    state_dict = {}
-    for index, (key, shape) in enumerate(shapes.items()):
-        dtype = torch.long if key.endswith('num_batches_tracked') else torch.float32
-        state_dict[key] = torch.tensor(index + 1, dtype=dtype).expand(shape)
-    return state_dict
 
 
 def save(obj, path):

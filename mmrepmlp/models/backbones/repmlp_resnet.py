@@ -395,8 +395,9 @@ class RepMLPResNet(FreezableBackbone):
         A pretrained checkpoint must fit exactly, except for the Global Perceptrons' FC1 and
         FC2, whose sizes follow the number of partitions: a model pretrained at one input
         size (ImageNet at 320) and used at another (Cityscapes crops of 713, Sec. 4.4) keeps
-        its random FC1 and FC2, as in the paper, and the log names them once. Any other
-        missing, unexpected or reshaped tensor is an error naming it.
+        the random FC1 and FC2 of every block where they differ, as in the paper, and the log
+        names them once. Any other missing, unexpected or reshaped tensor is an error naming
+        it.
         """
         init_cfg = self.init_cfg
         if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
@@ -424,22 +425,33 @@ class RepMLPResNet(FreezableBackbone):
                                 f'the prefix {prefix!r}')
         own = self.state_dict()
         missing, unexpected, reshaped = state_dict_differences(shapes(own), shapes(state_dict))
-        resized = sorted(k for k in own if k in state_dict and _is_global_fc(k)
-                         and own[k].shape != state_dict[k].shape)
-        others = [entry for entry in reshaped if entry.split(':')[0] not in resized]
+        # A block whose FC1/FC2 differ in shape (another number of partitions) keeps all four
+        # of its FC1/FC2 tensors random.
+        changed = {entry.split(':')[0] for entry in reshaped if _is_global_fc(entry)}
+        blocks = {_block_of(k) for k in changed}
+        random = sorted(k for k in own if _is_global_fc(k) and _block_of(k) in blocks)
+        others = [entry for entry in reshaped if entry.split(':')[0] not in changed]
         if missing or unexpected or others:
             raise ToolError(f'pretrained checkpoint {checkpoint} does not fit {type(self).__name__}'
                             ' beyond the FC1/FC2 sizes: '
                             f'{describe_differences((missing, unexpected, others))}; is it a '
                             'training-form checkpoint of the same arch?')
-        self.load_state_dict({**state_dict, **{k: own[k] for k in resized}}, strict=False)
-        if resized:
+        self.load_state_dict({k: v for k, v in state_dict.items() if k not in random},
+                             strict=False)
+        if random:
             MMLogger.get_current_instance().info(
-                f'{len(resized)} FC1/FC2 tensors keep their random initialization, their '
-                f'shapes in {checkpoint} being for other feature-map sizes: '
-                f'{", ".join(resized)}')
+                f'the FC1/FC2 of {len(blocks)} RepMLP blocks keep their random initialization '
+                f'({len(random)} tensors), their sizes in {checkpoint} being for other '
+                f'feature-map sizes: {", ".join(random)}')
 
 
 def _is_global_fc(key):
-    """Whether a state-dict key is a Global Perceptron FC (FC1 or FC2) of a RepMLP block."""
+    """Whether a state-dict key (or ``'key: shapes'``) is a Global Perceptron FC (FC1 or FC2)
+    of a RepMLP block."""
+    key = key.split(':')[0]
     return key.rsplit('.', 2)[-2] in ('fc1', 'fc2') and '.repmlp.' in key
+
+
+def _block_of(key):
+    """``stage2.1.repmlp`` for ``stage2.1.repmlp.fc1.weight``."""
+    return key.rsplit('.', 2)[0]
