@@ -60,6 +60,7 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'seg': read_requirements('segmentation.txt'),
+        'deploy': read_requirements('deploy.txt'),
         'tests': read_requirements('tests.txt'),
     },
     cmdclass={'build_py': BuildPyWithMim},

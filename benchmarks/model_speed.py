@@ -21,8 +21,8 @@ printed are comparable under a shared, noisy machine:
         [--presets res50-light-g8 ...] [--device cpu|cuda] [--amp] [--channels-last]
         [--no-train] [--no-memory] [--breakdown] [--quick]
 
-The targets of issue 7 (CPU, batch 8, 2 threads, 224) are printed beside the measured
-ratios; they are reported, not asserted.
+The project's performance targets (CPU, batch 8, 2 threads, 224; docs/performance.md) are
+printed beside the measured ratios; they are reported, not asserted.
 """
 import argparse
 import copy
@@ -49,7 +49,8 @@ REFERENCE = 'torchvision resnet50'
 PRESETS_224 = ('res50-light-g8', 'res50-light-g4', 'res50-g8g8')
 QUICK_PRESETS = ('res50-light-g8', )
 NUM_CLASSES = 1000
-# Issue 7's targets at 224 on CPU: preset -> (what, comparison, bound).
+# The performance targets at 224 on CPU (docs/performance.md): preset -> (what, comparison,
+# bound).
 TARGETS = {
     'res50-light-g8': [('deploy speed vs ResNet-50', '>=', 1.2),
                        ('training step time vs ResNet-50', '<=', 1.2)],

@@ -15,7 +15,7 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-# Operators that are convs, FCs or matmuls: the paper's (and PAPER-FACTS.md's) MAC count.
+# Operators that are convs, FCs or matmuls: the MACs the paper counts (Tables 1-6).
 CONV_FC_OPS = ('conv', 'linear', 'addmm', 'bmm', 'baddbmm', 'matmul', 'mm', 'einsum')
 
 

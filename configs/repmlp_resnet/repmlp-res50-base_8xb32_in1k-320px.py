@@ -1,13 +1,5 @@
 # RepMLP-Res50: ResNet-50 (plain bottlenecks) trained with the RepMLP recipe; 320x320 inputs.
-# ImageNet-1k, 100 epochs, 8 GPUs x 32 images, SGD (momentum 0.9, wd 1e-4), cosine lr 0.1 -> 0,
-# mixup, AutoAugment (paper Sec. 4.2).
-_base_ = [
-    '../_base_/models/repmlp-res50_in1k.py',
-    '../_base_/datasets/imagenet_bs32_autoaug_320px.py',
-    'mmpretrain::_base_/schedules/imagenet_bs256_coslr.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
+# The 320x320 recipe of repmlp-res50-g8g8_8xb32_in1k-320px.py.
+_base_ = './repmlp-res50-g8g8_8xb32_in1k-320px.py'
 
-custom_imports = dict(imports=['mmrepmlp'], allow_failed_imports=False)
-
-model = dict(backbone=dict(arch='res50-base', img_size=320))
+model = dict(backbone=dict(arch='res50-base'))

@@ -8,6 +8,4 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 
-custom_imports = dict(imports=['mmrepmlp'], allow_failed_imports=False)
-
 model = dict(backbone=dict(arch='res50-g8g8'))

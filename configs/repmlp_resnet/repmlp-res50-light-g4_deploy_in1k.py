@@ -2,6 +2,4 @@
 # converted by tools/deploy_convert.py (or the importer's deploy output).
 _base_ = './repmlp-res50-light-g4_8xb32_in1k.py'
 
-custom_imports = dict(imports=['mmrepmlp'], allow_failed_imports=False)
-
 model = dict(backbone=dict(deploy=True))

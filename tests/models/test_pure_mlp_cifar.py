@@ -34,7 +34,7 @@ def config(name):
 
 
 def paper_flops(model):
-    """MACs of convs and FCs at batch 1 (the paper's and PAPER-FACTS.md's convention)."""
+    """MACs of convs and FCs at batch 1 (the paper's convention, Table 1)."""
     return count_flops(model, INPUT_SHAPE, conv_fc_only=True)
 
 

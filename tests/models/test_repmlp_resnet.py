@@ -20,9 +20,10 @@ from mmrepmlp.models import RepMLPBlock, RepMLPBottleneck, RepMLPLightBlock, Rep
 from mmrepmlp.utils.checkpoint import safe_load
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-HEAD_PARAMS = 2048 * 1000 + 1000  # the 1000-class linear head of PAPER-FACTS.md's counts
+HEAD_PARAMS = 2048 * 1000 + 1000  # the 1000-class linear head, included in the counts
 
-# PAPER-FACTS.md: preset -> (input, params train, params deploy) in millions.
+# Computed from the official v1 code (docs/model_zoo.md): preset -> (input, params train,
+# params deploy) in millions.
 PAPER_PARAMS = {
     'res50-base': (224, 25.56, 25.53),
     'res50-light-g4': (224, 87.04, 86.14),

@@ -7,8 +7,8 @@ Prints one Markdown table row per config and form (batch 1):
 - params: :func:`mmrepmlp.analysis.count_params`;
 - FLOPs: :func:`mmrepmlp.analysis.count_flops` (MMEngine's analysis: convs, FCs, matmuls,
   and also norm layers and pooling);
-- conv/FC MACs: the multiply-accumulates of convs, FCs and matmuls only, the paper's and
-  PAPER-FACTS.md's convention.
+- conv/FC MACs: the multiply-accumulates of convs, FCs and matmuls only, the paper's
+  convention (its tables count these).
 
 The training-time form counts each Local Perceptron branch as its own conv, as the paper does
 (the default fused implementation pads the small kernels to the largest one and so spends more
