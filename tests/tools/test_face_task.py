@@ -73,11 +73,13 @@ def metric(text, name):
     return float(re.findall(rf'{re.escape(name)}: ([0-9.]+)', text)[-1])
 
 
-def test_train_validate_resume_test_convert_and_test_deploy(face_data, tmp_path):
-    config = face_config(tmp_path / 'face.py', face_data)
-    work = tmp_path / 'work'
-
-    trained = run_tool(['train.py', config, '--work-dir', work], tmp_path)
+@pytest.fixture(scope='module')
+def trained(face_data, tmp_path_factory):
+    """The config and a checkpoint trained 2 iterations (validated) and resumed to 3."""
+    root = tmp_path_factory.mktemp('face_train')
+    config = face_config(root / 'face.py', face_data)
+    work = root / 'work'
+    trained = run_tool(['train.py', config, '--work-dir', work], root)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
     log = trained.stdout + trained.stderr
     assert 'loss:' in log and 0 <= metric(log, 'lfw/accuracy') <= 1
@@ -85,10 +87,14 @@ def test_train_validate_resume_test_convert_and_test_deploy(face_data, tmp_path)
 
     resumed = run_tool(['train.py', config, '--work-dir', work, '--resume',
                         '--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=3'],
-                       tmp_path)
+                       root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert re.search(r'Iter\(train\) \[3/3\]', resumed.stdout + resumed.stderr)
-    checkpoint = str(work / 'iter_3.pth')
+    return config, str(work / 'iter_3.pth')
+
+
+def test_test_convert_and_test_deploy(trained, tmp_path):
+    config, checkpoint = trained
 
     result = convert_checkpoint(config, checkpoint, log=lambda line: None)
     assert result.max_rel_diff <= 1e-5
@@ -110,6 +116,31 @@ def test_train_validate_resume_test_convert_and_test_deploy(face_data, tmp_path)
     assert embeddings['deploy']['lfw_issame'].tolist() == [p % 2 == 0 for p in range(PAIRS)]
     deploy_cfg = Config.fromfile(result.config)
     assert deploy_cfg.model.backbone.deploy and deploy_cfg.model.neck.deploy
+
+
+def test_identification_from_image_lists(trained, face_data, tmp_path):
+    config, checkpoint = trained
+    folders = face_data.parent / 'folders'
+    probe = [f'{folders}/id{i}/{j}.jpg {i}' for i in range(IDENTITIES) for j in range(2)]
+    (tmp_path / 'probe.txt').write_text('\n'.join(probe) + '\n')
+    (tmp_path / 'distractors.txt').write_text(f'{folders}/id0/2.jpg\n{folders}/id1/2.jpg\n')
+
+    result = run_tool(['analysis_tools/face_identification.py', '--config', config,
+                       '--checkpoint', checkpoint, '--probe', tmp_path / 'probe.txt',
+                       '--distractors', tmp_path / 'distractors.txt',
+                       '--save-features', tmp_path / 'features'], tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r'rank-1: [0-9.]+% \(\d+ of 8 same-identity probe pairs\)', result.stdout)
+    saved = np.load(tmp_path / 'features' / 'probe.npz')
+    assert saved['embeddings'].shape == (8, 512) and saved['labels'].tolist() == [
+        i for i in range(IDENTITIES) for _ in range(2)]
+    assert np.load(tmp_path / 'features' / 'distractors.npy').shape == (2, 512)
+    again = run_tool(['analysis_tools/face_identification.py', '--probe',
+                      tmp_path / 'features' / 'probe.npz', '--distractors',
+                      tmp_path / 'features' / 'distractors.npy'], tmp_path)
+    rank1 = [line for line in result.stdout.splitlines() if line.startswith('rank-1')]
+    assert again.stdout.splitlines()[0] == rank1[0]
 
 
 def test_two_cpu_processes_train_with_dist_train(face_data, tmp_path):

@@ -1,8 +1,14 @@
-"""MegaFace-style rank-1 identification from saved embeddings.
+"""MegaFace-style rank-1 identification from saved embeddings or from image lists.
 
     python tools/analysis_tools/face_identification.py --probe probe.npz
         [--distractors distractors.npy] [--gallery gallery.npz]
         [--chunk-size N | --memory-mb MB] [--backend auto|numpy|torch|faiss] [--device DEV]
+    python tools/analysis_tools/face_identification.py --config CONFIG --checkpoint CKPT
+        --probe probe.txt [--distractors distractors.txt] [--gallery gallery.txt] ...
+
+With ``--config`` and ``--checkpoint`` the lists are text files of ``image_path label`` lines
+(``image_path`` for distractors) embedded with the face model (each image plus its mirror);
+``--save-features DIR`` keeps the embeddings as the ``.npz``/``.npy`` files this tool reads.
 
 ``probe.npz`` (and ``gallery.npz``) hold ``embeddings`` ``(N, D)`` and integer ``labels``
 ``(N,)``. The distractors are an ``(M, D)`` ``.npy`` (memory-mapped, so 1M x 512 float32 is
@@ -13,11 +19,12 @@ and the counts.
 """
 import argparse
 import os.path as osp
-import sys
 import zipfile
 
 import numpy as np
 
+import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.apis.cli import tool_main
 from mmrepmlp.evaluation.functional import BACKENDS, identification_rank1
 from mmrepmlp.utils.errors import ToolError
 
@@ -26,9 +33,17 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Rank-1 identification among distractors from saved embeddings.')
     parser.add_argument('--probe', required=True,
-                        help='.npz with the probe embeddings and labels')
-    parser.add_argument('--distractors', help='.npy (N, D) or .npz with embeddings')
-    parser.add_argument('--gallery', help='.npz with gallery embeddings and labels')
+                        help='.npz with the probe embeddings and labels (an image list with '
+                        '--config)')
+    parser.add_argument('--distractors', help='.npy (N, D) or .npz with embeddings (an image '
+                        'list with --config)')
+    parser.add_argument('--gallery', help='.npz with gallery embeddings and labels (an image '
+                        'list with --config)')
+    parser.add_argument('--config', help='a face model config: embed image lists with it')
+    parser.add_argument('--checkpoint', help='the weights of --config')
+    parser.add_argument('--save-features', metavar='DIR',
+                        help='with --config: save probe.npz, gallery.npz, distractors.npy here')
+    parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument('--chunk-size', type=int, help='distractor rows per chunk')
     budget.add_argument('--memory-mb', type=float, default=1024,
@@ -74,22 +89,62 @@ def load_distractors(path):
     return _npz_array(loaded, 'embeddings', path, '--distractors')
 
 
+def embed_lists(args):
+    """``(probe, labels, gallery, gallery_labels, distractors)`` from image lists."""
+    from mmrepmlp.apis import load_model
+    from mmrepmlp.apis.face import embed_images, read_image_list
+
+    if not args.checkpoint:
+        raise ToolError('--config needs --checkpoint (the face model to embed with)')
+    model, cfg = load_model(args.config, args.checkpoint)
+    embedded = {}
+    for option, path, labelled in (('probe', args.probe, True),
+                                   ('gallery', args.gallery, True),
+                                   ('distractors', args.distractors, False)):
+        if path:
+            paths, labels = read_image_list(path, labelled)
+            embedded[option] = (embed_images(model, cfg, paths, args.batch_size), labels)
+    if args.save_features:
+        save_features(embedded, args.save_features)
+    gallery = embedded.get('gallery', (None, None))
+    distractors = embedded['distractors'][0] if 'distractors' in embedded else None
+    return (*embedded['probe'], *gallery, distractors)
+
+
+def save_features(embedded, folder):
+    """The embeddings as the files this tool reads, committed together."""
+    import os.path as osp
+
+    from mmrepmlp.utils.files import staged_files
+
+    names = {'probe': 'probe.npz', 'gallery': 'gallery.npz', 'distractors': 'distractors.npy'}
+    paths = [osp.join(folder, names[option]) for option in embedded]
+    with staged_files(paths) as temporaries:
+        for tmp, (embeddings, labels) in zip(temporaries, embedded.values()):
+            with open(tmp, 'wb') as f:
+                if labels is None:
+                    np.save(f, embeddings)
+                else:
+                    np.savez(f, embeddings=embeddings, labels=labels)
+
+
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    if args.config:
+        probe, labels, gallery, gallery_labels, distractors = embed_lists(args)
+    else:
         probe, labels = load_labelled(args.probe, '--probe')
         gallery, gallery_labels = (load_labelled(args.gallery, '--gallery') if args.gallery
                                    else (None, None))
         distractors = load_distractors(args.distractors) if args.distractors else None
-        try:
-            result = identification_rank1(
-                probe, labels, distractors, gallery, gallery_labels, chunk_size=args.chunk_size,
-                memory_bytes=int(args.memory_mb * 2**20), backend=args.backend,
-                device=args.device)
-        except ValueError as error:  # what the embeddings or options got wrong
-            raise ToolError(error) from error
-    except ToolError as error:
-        sys.exit(f'error: {error}')
+    try:
+        result = identification_rank1(
+            probe, labels, distractors, gallery, gallery_labels, chunk_size=args.chunk_size,
+            memory_bytes=int(args.memory_mb * 2**20), backend=args.backend,
+            device=args.device)
+    except ValueError as error:  # what the embeddings or options got wrong
+        raise ToolError(error) from error
     trials = 'probe images' if args.gallery else 'same-identity probe pairs'
     print(f'rank-1: {100 * result.rank1:.2f}% ({result.num_correct} of {result.num_trials} '
           f'{trials})')
