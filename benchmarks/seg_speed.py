@@ -21,13 +21,18 @@ MMEngine's analysis counts them, and those of convs and FCs only (the paper's co
 """
 import argparse
 import os
-import platform
 
 import torch
 from mmengine.logging import MMLogger
 
 from mmrepmlp.analysis import count_flops
-from mmrepmlp.apis.benchmark import ModelSpec, build_benchmark_models, time_models
+from mmrepmlp.apis.benchmark import (
+    ModelSpec,
+    add_timing_args,
+    build_benchmark_models,
+    machine_line,
+    time_models,
+)
 from mmrepmlp.utils import find_repo_file
 
 CONFIGS = 'repmlp_pspnet'
@@ -45,17 +50,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[713, 512],
                         help='square input sizes (default 713 512)')
-    parser.add_argument('--batches', type=int, nargs='+', default=[1, 2],
-                        help='batch sizes (default 1 2)')
-    parser.add_argument('--rounds', type=int, default=3, help='timed rounds (default 3)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds (default 1)')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads (default 2)')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
-    parser.add_argument('--quick', action='store_true',
-                        help='one small size, batch 1, one round: what CI runs')
+    add_timing_args(parser, batches=(1, 2), rounds=3, warmup=1)
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.batches, args.rounds, args.warmup = [192], [1], 1, 0
+        args.sizes, args.batches, args.rounds, args.warmup = [128], [1], 1, 0
     return args
 
 
@@ -88,9 +86,7 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     MMLogger.get_instance('seg_speed', log_level='WARNING')
-    print(f'# {platform.processor() or platform.machine()}, {args.device}, {args.threads} '
-          f'threads, deploy forms, median of {args.rounds} interleaved rounds, torch '
-          f'{torch.__version__}; load average {os.getloadavg()[0]:.2f} before')
+    print(machine_line(args, 'deploy forms'))
     print('| model | input | batch | params | GFLOPs (all) | GMACs (conv/FC) | images/s '
           '| vs res50-d8 |')
     print('|---|---|---:|---:|---:|---:|---:|---:|')

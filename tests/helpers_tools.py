@@ -124,3 +124,19 @@ def official_state_dict(name):
         dtype = torch.long if key.endswith('num_batches_tracked') else torch.float32
         state_dict[key] = torch.tensor(index + 1, dtype=dtype).expand(shape)
     return state_dict
+
+
+def assert_same_state(actual, expected, where='state'):
+    """Nested dicts/lists of tensors and plain values are equal, tensors exactly."""
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(actual, expected), where
+    elif isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), where
+        for key in expected:
+            assert_same_state(actual[key], expected[key], f'{where}.{key}')
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_state(a, e, f'{where}[{index}]')
+    else:
+        assert actual == expected, where

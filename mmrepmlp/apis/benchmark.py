@@ -160,3 +160,28 @@ def format_results(results):
         lines.append(f'ratio {first.name} / {second.name}: '
                      f'{first.images_per_s / second.images_per_s:.3f}x images/s')
     return '\n'.join(lines)
+
+
+def add_timing_args(parser, batches, rounds, warmup):
+    """The options every benchmark script shares: batches, rounds, threads, device, --quick."""
+    parser.add_argument('--batches', type=int, nargs='+', default=list(batches),
+                        help=f'batch sizes (default {" ".join(map(str, batches))})')
+    parser.add_argument('--rounds', type=int, default=rounds,
+                        help=f'timed rounds, the median is reported (default {rounds})')
+    parser.add_argument('--warmup', type=int, default=warmup,
+                        help=f'untimed rounds first (default {warmup})')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads (default 2)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
+    parser.add_argument('--quick', action='store_true',
+                        help='a tiny run of every measurement: what CI runs')
+
+
+def machine_line(args, what):
+    """The first line of a benchmark's report: machine, threads, ``what``, rounds, torch, and
+    the load average (timings of a shared machine depend on it)."""
+    import os
+    import platform
+
+    return (f'# {platform.processor() or platform.machine()}, {args.device}, {args.threads} '
+            f'threads, {what}, median of {args.rounds} interleaved rounds, torch '
+            f'{torch.__version__}; load average {os.getloadavg()[0]:.2f} before')

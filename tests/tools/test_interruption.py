@@ -5,7 +5,7 @@ previous one, which --resume continues from."""
 import signal
 
 import torch
-from helpers_tools import make_image_folders, run_tool, write_config
+from helpers_tools import assert_same_state, make_image_folders, run_tool, write_config
 
 from mmrepmlp.utils.checkpoint import safe_load
 
@@ -36,21 +36,6 @@ def accuracy(result):
     return lines[-1].split('accuracy/top1:')[1].split()[0]
 
 
-def assert_equal_states(actual, expected, where='state'):
-    if isinstance(expected, torch.Tensor):
-        assert torch.equal(actual, expected), where
-    elif isinstance(expected, dict):
-        assert actual.keys() == expected.keys(), where
-        for key in expected:
-            assert_equal_states(actual[key], expected[key], f'{where}.{key}')
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), where
-        for index, (a, e) in enumerate(zip(actual, expected)):
-            assert_equal_states(a, e, f'{where}[{index}]')
-    else:
-        assert actual == expected, where
-
-
 def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
     data = make_image_folders(tmp_path / 'data')
     plain = run_tool(['train.py', epoch_config(tmp_path / 'plain.py', data, tmp_path / 'd0'),
@@ -69,8 +54,8 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
 
     uninterrupted, interrupted = final_state(tmp_path / 'd0'), final_state(tmp_path / 'd1')
     assert interrupted['iter'] == uninterrupted['iter'] == 9
-    assert_equal_states(interrupted['state_dict'], uninterrupted['state_dict'], 'weights')
-    assert_equal_states(interrupted['optimizer'], uninterrupted['optimizer'], 'optimizer')
+    assert_same_state(interrupted['state_dict'], uninterrupted['state_dict'], 'weights')
+    assert_same_state(interrupted['optimizer'], uninterrupted['optimizer'], 'optimizer')
     assert accuracy(resumed) == accuracy(plain)
 
 

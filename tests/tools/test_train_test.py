@@ -5,6 +5,7 @@ import pytest
 import torch
 from helpers_tools import (
     TINY_SEG_CONFIG,
+    assert_same_state,
     load_tool,
     make_image_folders,
     make_segmentation_folders,
@@ -16,22 +17,6 @@ from helpers_tools import (
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmrepmlp  # noqa: F401  (safe checkpoint loading)
-
-
-def assert_same_state(actual, expected, where='state'):
-    """Nested dicts/lists of tensors and plain values are equal, tensors exactly."""
-    if isinstance(expected, torch.Tensor):
-        assert torch.equal(actual, expected), where
-    elif isinstance(expected, dict):
-        assert actual.keys() == expected.keys(), where
-        for key in expected:
-            assert_same_state(actual[key], expected[key], f'{where}.{key}')
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), where
-        for index, (a, e) in enumerate(zip(actual, expected)):
-            assert_same_state(a, e, f'{where}[{index}]')
-    else:
-        assert actual == expected, where
 
 
 def test_resume_after_crash_continues_from_the_checkpoint(tmp_path):

@@ -1,0 +1,26 @@
+"""benchmarks/seg_speed.py and benchmarks/face_speed.py: their CI modes run end to end and
+measure every model. No timing is asserted; the sizes and counts are checked."""
+from helpers_tools import load_script
+
+
+def test_segmentation_benchmark_quick_mode(capsys):
+    rows = load_script('benchmarks/seg_speed.py').main(['--quick'])
+
+    names = [row[0] for row in rows]
+    assert names == ['pspnet-repmlp-res50-g4g8', 'pspnet-res50-d8', 'pspnet-r50-d8-v1c']
+    for _, size, batch, _, flops, macs, speed, ratio in rows:
+        assert (size, batch) == (128, 1) and speed > 0 and ratio > 0
+        assert 0 < macs <= flops
+    baseline = rows[1]
+    assert baseline[-1] == 1.0
+    # the RepMLP backbone has more parameters than ResNet-50 (Sec. 4.4)
+    assert rows[0][3] > baseline[3]
+    assert '| pspnet-repmlp-res50-g4g8 | 128x128 | 1 |' in capsys.readouterr().out
+
+
+def test_face_benchmark_quick_mode():
+    rows = load_script('benchmarks/face_speed.py').main(['--quick'])
+
+    assert [row[0] for row in rows] == ['mobilefacenet', 'faceres50', 'repmlp-faceres50']
+    assert all(batch == 2 and speed > 0 for _, batch, speed, _ in rows)
+    assert rows[0][3] == 1.0
