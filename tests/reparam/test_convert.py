@@ -95,3 +95,51 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
         repmlp_model_convert(make_net(), save_path=str(path))
     assert path.read_bytes() == b'previous checkpoint'
     assert os.listdir(tmp_path) == ['deploy.pth']
+
+
+class TimmStyleConvBN(torch.nn.Module):
+    """A block converted the way timm's re-parameterizable blocks are: ``reparameterize()``."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)) if hasattr(self, 'bn') else self.conv(x)
+
+    def reparameterize(self):
+        from mmrepmlp.reparam import fuse_conv_bn
+
+        weight, bias = fuse_conv_bn(self.conv, self.bn)
+        self.conv = torch.nn.Conv2d(self.conv.in_channels, self.conv.out_channels, 3,
+                                    padding=1)
+        self.conv.weight.data, self.conv.bias.data = weight.detach(), bias.detach()
+        del self.bn
+
+
+def test_a_model_mixing_repmlp_with_mmpretrain_and_timm_blocks_converts_in_one_call():
+    from mmpretrain.models.backbones.mobileone import MobileOneBlock
+    from mmpretrain.models.backbones.repvgg import RepVGGBlock
+
+    from mmrepmlp.models import RepMLPBlock
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        RepVGGBlock(8, 8),
+        RepMLPBlock(8, 8, in_size=8, partition_size=4, groups=2, local_kernels=(1, 3)),
+        MobileOneBlock(8, 8, num_convs=2, kernel_size=3, padding=1, groups=8),
+        TimmStyleConvBN(8))
+    randomize_norm_layers(model).eval()
+    x = torch.randn(2, 8, 8, 8, dtype=torch.float64)
+    model.double()
+    expected = model(x)
+
+    converted = reparameterize_model(model)
+
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in converted.modules())
+    assert (converted(x) - expected).abs().max() <= 1e-10 * expected.abs().max()
+    # a copy by default: the model passed in keeps its training form
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert reparameterize_model(model, inplace=True) is model
