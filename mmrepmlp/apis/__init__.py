@@ -4,6 +4,7 @@ from ..utils.errors import ToolError
 from .benchmark import ModelSpec, benchmark_models
 from .build import build_model, forward_raw, input_shape, load_config, load_model, read_checkpoint
 from .deploy import DeployResult, convert_checkpoint, make_deploy_config
+from .export import ExportResult, export_checkpoint
 from .runner import (
     add_runner_args,
     build_runner,
@@ -21,5 +22,5 @@ __all__ = [
     'forward_raw', 'prepare_train_config', 'prepare_test_config', 'fit_config_to_device',
     'build_runner', 'check_resume_fits', 'dry_run_summary', 'run_test', 'add_runner_args',
     'parse_runner_args', 'DeployResult', 'convert_checkpoint', 'make_deploy_config',
-    'ModelSpec', 'benchmark_models'
+    'ModelSpec', 'benchmark_models', 'ExportResult', 'export_checkpoint'
 ]

@@ -175,7 +175,9 @@ def invalid_values(model):
     return problems
 
 
-def _raw_outputs(model, inputs):
+def raw_outputs(model, inputs):
+    """The model's raw outputs on ``inputs`` (a list of tensors), without gradients; a model
+    that fails on them is a :class:`ToolError` asking for the right input size."""
     try:
         with torch.no_grad():
             return output_tensors(forward_raw(model, inputs))
@@ -259,7 +261,7 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
     if verify:
         inputs = torch.randn(VERIFY_BATCH, *input_shape(cfg, shape),
                              generator=torch.Generator().manual_seed(0))
-        reference = _raw_outputs(model, inputs)
+        reference = raw_outputs(model, inputs)
     converted = convert_model(model, log)
     if not converted:
         raise ToolError(f'the model of {config_path} has no re-parameterizable module in '
@@ -271,7 +273,7 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
     result = DeployResult(out_checkpoint, out_config, converted)
     if verify:
         result.max_abs_diff, result.max_rel_diff = task.compare_outputs(
-            reference, _raw_outputs(deploy_model, inputs))
+            reference, raw_outputs(deploy_model, inputs))
         log(f'verify on a random batch {tuple(inputs.shape)}: max abs difference '
             f'{result.max_abs_diff:.3e}, max relative difference {result.max_rel_diff:.3e} '
             f'(tolerance {tolerance:g})')
