@@ -27,9 +27,10 @@ TOOLS = {
     'benchmark': 'analysis_tools/benchmark.py',
     'vis': 'visualizations/vis_fc3.py',
     'import': 'model_converters/official_to_mmrepmlp.py',
+    'export': 'deployment/export.py',
 }
 OUTPUT_NAMES = {'test': 'preds.pkl', 'deploy': 'model_deploy.pth', 'vis': 'fc3.png',
-                'import': 'imported.pth'}
+                'import': 'imported.pth', 'export': 'model.onnx'}
 
 
 class Evil:
@@ -89,6 +90,7 @@ def argv(tool, config, checkpoint, out, work):
         'benchmark': [config, checkpoint, '--rounds', '1', '--warmup', '0'],
         'vis': [config, checkpoint, '--block', 'backbone.stage2.1.repmlp', '--out', out],
         'import': [checkpoint, out],
+        'export': [config, checkpoint, '--format', 'onnx', '--out', out],
     }[tool]
 
 
@@ -132,7 +134,7 @@ def assert_refused(tool, args, inputs, out, *fragments):
     return message
 
 
-CHECKPOINT_TOOLS = ('train', 'test', 'deploy', 'benchmark', 'vis', 'import')
+CHECKPOINT_TOOLS = ('train', 'test', 'deploy', 'benchmark', 'vis', 'import', 'export')
 EXPECTED = {  # what the message names, per bad checkpoint (None: the path itself only)
     'missing': 'does not exist',
     'empty': 'cannot read checkpoint',
@@ -152,6 +154,10 @@ def expected_for(kind, tool):
     return EXPECTED[kind]
 
 
+# A deploy checkpoint is no error for deploy_convert, which leaves it alone (the next test).
+DEPLOY_FORM_IS_FINE = ('deploy', )
+
+
 def output_for(tool, root, case):
     """An output path that already holds a previous version (which must survive)."""
     if tool not in OUTPUT_NAMES:
@@ -167,10 +173,10 @@ BAD_CHECKPOINTS = ('missing', 'empty', 'truncated', 'random', 'wrong_arch', 'dep
                    'malicious')
 
 
-# A deploy checkpoint is no error for deploy_convert (the next test).
 @pytest.mark.parametrize('tool, kind', [(tool, kind) for tool in CHECKPOINT_TOOLS
                                         for kind in BAD_CHECKPOINTS
-                                        if (tool, kind) != ('deploy', 'deploy_form')])
+                                        if not (tool in DEPLOY_FORM_IS_FINE
+                                                and kind == 'deploy_form')])
 def test_bad_checkpoint(files, tool, kind, tmp_path):
     checkpoint = files['bad'][kind]
     out = output_for(tool, tmp_path, kind)
@@ -205,7 +211,7 @@ def test_bad_config(files, tool, kind, tmp_path):
     assert_refused(tool, args, [config, files['good']], out, str(config), fragment)
 
 
-@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis', 'import'])
+@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis', 'import', 'export'])
 def test_output_that_is_an_input_by_another_spelling(files, tool, tmp_path):
     link = tmp_path / 'link.pth'
     os.symlink(files['good'], link)
@@ -217,18 +223,18 @@ def test_output_that_is_an_input_by_another_spelling(files, tool, tmp_path):
         assert_refused(tool, args, [files['config'], files['good']], None, 'over the input')
 
 
-@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis', 'import'])
+@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis', 'import', 'export'])
 def test_unwritable_output_is_refused_before_any_work(files, tool, tmp_path):
-    for out in ('/proc/mmrepmlp.pth', os.path.join(files['good'], 'x.pth')):
-        if tool == 'test':
-            out = out[:-len('.pth')] + '.pkl'
+    extension = os.path.splitext(OUTPUT_NAMES[tool])[1]
+    for out in ('/proc/mmrepmlp', os.path.join(files['good'], 'x')):
+        out += extension
         args = argv(tool, files['config'], files['good'], out, tmp_path / 'work')
         assert_refused(tool, args, [files['config'], files['good']], None, 'output', out)
 
 
 # The importer writes only official checkpoints, which the tiny model is not; its writes go
 # through the same module (tests/tools/test_official_import.py).
-@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis'])
+@pytest.mark.parametrize('tool', ['test', 'deploy', 'vis', 'export'])
 def test_ctrl_c_while_writing_leaves_the_previous_output(files, tool, tmp_path, monkeypatch):
     import mmrepmlp.utils.files as file_module
 

@@ -8,6 +8,7 @@ import re
 import cv2
 import numpy as np
 import pytest
+import torch
 from helpers_tools import REPO_ROOT, free_port, load_tool, run_tool, tool_env
 from mmengine.config import Config
 
@@ -155,3 +156,22 @@ def test_two_cpu_processes_train_with_dist_train(face_data, tmp_path):
     assert 'Distributed training: True' in log and 0 <= metric(log, 'lfw/accuracy') <= 1
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
     assert not (tmp_path / '.dist_test').exists()
+
+
+@pytest.mark.parametrize('config', ['mobilefacenet_8xb64_ms1mv2.py', 'faceres50_8xb64_ms1mv2.py',
+                                    'repmlp-faceres50_8xb64_ms1mv2.py'])
+def test_every_face_backbone_converts_exactly(config, tmp_path):
+    from mmrepmlp.apis import load_model
+    from mmrepmlp.reparam import randomize_norm_layers
+
+    path = tmp_path / 'face.py'
+    path.write_text(f"_base_ = [{REPO_ROOT + '/configs/repmlp_face/' + config!r}]\n"
+                    f'model = dict(head=dict(num_classes={IDENTITIES}))\n')
+    model = randomize_norm_layers(load_model(str(path))[0])
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'face.pth')
+
+    result = convert_checkpoint(str(path), str(tmp_path / 'face.pth'), log=lambda line: None)
+
+    assert result.max_rel_diff <= 1e-5
+    assert any(name.startswith('neck') for name in result.converted)
+    assert any(name.startswith('backbone') for name in result.converted)
