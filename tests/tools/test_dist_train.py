@@ -40,12 +40,20 @@ def test_dist_train_two_cpu_processes_end_with_same_weights(tmp_path):
     assert (tmp_path / 'work' / 'iter_4.pth').is_file()
 
 
+CALL_MARK = '--- call ---'
+
+
 def fake_command(folder, name):
-    """An executable ``folder/name`` that prints its arguments, one per line."""
+    """An executable ``folder/name`` that prints a mark, then its arguments, one per line."""
     path = folder / name
-    path.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    path.write_text(f'#!/usr/bin/env bash\necho "{CALL_MARK}"\nprintf "%s\\n" "$@"\n')
     path.chmod(0o755)
     return path
+
+
+def calls(stdout):
+    """The argument lists of each call of a fake command, in order."""
+    return [call.splitlines() for call in stdout.split(CALL_MARK + '\n')[1:]]
 
 
 def test_dist_test_passes_launcher_settings_to_torchrun(tmp_path):
@@ -55,7 +63,9 @@ def test_dist_test_passes_launcher_settings_to_torchrun(tmp_path):
     result = run_tool(['dist_test.sh', 'cfg.py', 'ckpt.pth', 3, '--out', 'r.pkl'], tmp_path, env)
 
     assert result.returncode == 0, result.stderr
-    args = result.stdout.splitlines()
+    # the interpreter is asked for torch first (the dry run's output is discarded)
+    probe, *_, args = calls(result.stdout)
+    assert probe[0] == '-c' and 'torch' in probe[1]
     assert args[:7] == ['-m', 'torch.distributed.run', '--nnodes=2', '--node_rank=1',
                         '--master_addr=10.0.0.5', '--master_port=29600', '--nproc_per_node=3']
     assert args[7].endswith('tools/test.py')
@@ -70,7 +80,7 @@ def test_slurm_train_on_cpu_nodes_asks_for_no_gpus(tmp_path):
     result = run_tool(['slurm_train.sh', 'cpu', 'job', 'cfg.py', 'wd', '--amp'], tmp_path, env)
 
     assert result.returncode == 0, result.stderr
-    args = result.stdout.splitlines()
+    [args] = calls(result.stdout)
     assert args[:8] == ['-p', 'cpu', '--job-name=job', '--ntasks=4', '--cpus-per-task=2',
                         '--kill-on-bad-exit=1', '--time=10', '--mem=1G']
     assert not any(a.startswith('--gres') for a in args)
