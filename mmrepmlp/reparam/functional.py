@@ -151,6 +151,11 @@ def add_conv_to_fc_(fc_weight, kernel, partition_size):
     if tuple(fc_weight.shape) != expected:
         raise ValueError(f'add_conv_to_fc_: fc_weight has shape {tuple(fc_weight.shape)}, but a '
                          f'{tuple(kernel.shape)} kernel over {size} partitions needs {expected}')
+    if torch.is_grad_enabled() and (kernel.requires_grad or fc_weight.requires_grad):
+        # Autograd would record every slice addition below as a node whose backward copies
+        # the whole gradient (h*w copies of an FC-sized tensor: seconds per training step in
+        # quantization-aware training); the gathered FC form is one op each way.
+        return fc_weight.add_(_gathered_fc_form(kernel, h, w).reshape(expected))
     # [o, y, x, c, i, j]: output pixel (y, x) reads input pixel (i, j) through the tap
     # (i - y + kh // 2, j - x + kw // 2).
     blocks = fc_weight.view(out_channels, h, w, in_per_group, h, w)
@@ -162,6 +167,25 @@ def add_conv_to_fc_(fc_weight, kernel, partition_size):
             blocks[:, y, x, :, top:bottom, left:right] += kernel[:, :, top - y + ph:bottom - y + ph,
                                                                  left - x + pw:right - x + pw]
     return fc_weight
+
+
+def _gathered_fc_form(kernel, h, w):
+    """The FC form of a 2-D ``kernel`` over ``h x w`` partitions as ``[o, y, x, c, i, j]``,
+    each entry gathered from its tap (or from a zero where the tap is outside the kernel)."""
+    out_channels, in_per_group, kh, kw = kernel.shape
+    rows = torch.arange(h, device=kernel.device)
+    cols = torch.arange(w, device=kernel.device)
+    # [y, i]: the tap row through which output row y reads input row i (columns alike)
+    tap_y = rows[None, :] - rows[:, None] + kh // 2
+    tap_x = cols[None, :] - cols[:, None] + kw // 2
+    inside = (((tap_y >= 0) & (tap_y < kh))[:, None, :, None] &
+              ((tap_x >= 0) & (tap_x < kw))[None, :, None, :])
+    # [y, x, i, j] -> the flat tap, or kh * kw: the zero appended to the kernel below
+    taps = torch.where(inside, tap_y[:, None, :, None] * kw + tap_x[None, :, None, :],
+                       kh * kw)
+    flat = F.pad(kernel.reshape(out_channels, in_per_group, kh * kw), (0, 1))
+    return flat[:, :, taps].permute(0, 2, 3, 1, 4, 5)
+
 
 def absorb_bn_into_fc(fc_weight, fc_bias, running_mean, running_var, gamma, beta, eps,
                       repeats=1):

@@ -111,14 +111,19 @@ def test_training_forward_and_gradients_equal_the_reference(case, fc_impl):
     ((4, 2, 7, 7), (3, 3)),  # a kernel larger than the partition: only some taps land
     ((6, 3, 3), 7),  # 1-D
 ])
-def test_add_conv_to_fc_equals_fc_plus_the_reference_conversion(kernel_shape, partition):
+@pytest.mark.parametrize('recording', [False, True], ids=['no_grad', 'autograd'])
+def test_add_conv_to_fc_equals_fc_plus_the_reference_conversion(kernel_shape, partition,
+                                                                recording):
+    """Both ways: tap by tap in place, and gathered when autograd records (a kernel that
+    requires grad, as in quantization-aware training)."""
     torch.manual_seed(0)
-    kernel = torch.randn(kernel_shape, dtype=torch.float64)
-    fc_form = conv_to_fc(kernel, None, partition)[0]
+    kernel = torch.randn(kernel_shape, dtype=torch.float64, requires_grad=recording)
+    with torch.no_grad():
+        fc_form = conv_to_fc(kernel, None, partition)[0]
     fc_weight = torch.randn_like(fc_form)
     expected = fc_weight + fc_form
     result = add_conv_to_fc_(fc_weight, kernel, partition)
-    assert result is fc_weight
+    assert result is fc_weight and result.requires_grad == recording
     assert torch.equal(result, expected)
 
 
