@@ -3,7 +3,8 @@
 Works for every task's configs (classification, segmentation, face recognition),
 training-time and deploy configs alike, on GPUs and on CPUs. The checkpoint must fit the
 model (``--non-strict`` tests what fits). For segmentation configs ``--out`` is a folder of
-predicted maps, as in MMSegmentation's own tool.
+predicted maps, as in MMSegmentation's own tool. ``--optimize`` tests the model in its
+fastest exact inference form (:func:`mmrepmlp.apis.inference.optimize_for_inference`).
 
 Example::
 
@@ -46,6 +47,10 @@ def parse_args(argv=None):
         '--tta', action='store_true',
         help="test-time augmentation: the config's tta_model and tta_pipeline, or (for "
         'classifiers without them) flip TTA averaging the scores')
+    parser.add_argument('--optimize', action='store_true',
+                        help='test the model as optimize_for_inference makes it (deploy form, '
+                        'channels_last, torch.compile): the same metrics, faster; the first '
+                        'batches compile')
     parser.add_argument('--non-strict', action='store_true',
                         help='test a checkpoint that does not fit the model (missing, '
                         'unexpected or reshaped keys are named and left as initialized)')
@@ -62,7 +67,7 @@ def main(argv=None):
         print(dry_run_summary(cfg))
         return
     run_test(cfg, args.checkpoint, args.out, args.out_item, test_output,
-             strict=not args.non_strict)
+             strict=not args.non_strict, optimize=args.optimize)
 
 
 if __name__ == '__main__':

@@ -20,6 +20,7 @@ from .build import (
     read_checkpoint,
 )
 from .deploy import convert_model
+from .inference import optimize_for_inference
 
 
 @dataclass
@@ -50,12 +51,15 @@ def resolve_device(device=None):
 @dataclass
 class ModelSpec:
     """A model to time: its config, optional weights and config overrides, whether to convert
-    it first, and the name to report it under (by default the config's file name)."""
+    it first (``deploy``) or to run it as :func:`~mmrepmlp.apis.inference.optimize_for_inference`
+    makes it (``optimize``: deploy form, compiled; the warm-up rounds compile), and the name to
+    report it under (by default the config's file name)."""
     config: str
     checkpoint: Optional[str] = None
     deploy: bool = False
     cfg_options: Optional[dict] = None
     name: Optional[str] = None
+    optimize: bool = False
 
 
 @dataclass
@@ -91,15 +95,18 @@ def build_benchmark_models(specs, shape=None, device=None):
             load_weights(model, read_checkpoint(spec.checkpoint)[1], spec.checkpoint,
                          spec.config)
         converted = convert_model(model, log=lambda line: None) if spec.deploy else []
+        model = model.eval().to(device)
+        if spec.optimize:
+            model = optimize_for_inference(model, device=device, log=lambda line: None)
         name = _unique_name(spec, bool(converted), taken)
         taken.add(name)
-        built.append(BenchmarkModel(name, model.eval().to(device), input_shape(cfg, shape)))
+        built.append(BenchmarkModel(name, model, input_shape(cfg, shape)))
     return built
 
 
 def _unique_name(spec, converted, taken):
-    name = spec.name or (osp.splitext(osp.basename(spec.config))[0] +
-                         (' (deploy)' if converted else ''))
+    form = ' (optimized)' if spec.optimize else ' (deploy)' if converted else ''
+    name = spec.name or osp.splitext(osp.basename(spec.config))[0] + form
     candidate, index = name, 2
     while candidate in taken:
         candidate, index = f'{name} #{index}', index + 1

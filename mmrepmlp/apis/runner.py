@@ -317,7 +317,8 @@ def check_checkpoint_fits(runner, checkpoint_path, strict=True):
                               f'{mismatch}')
 
 
-def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=True):
+def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=True,
+             optimize=False):
     """Test ``checkpoint`` with ``cfg``'s runner; write predictions or metrics to ``out``.
 
     Args:
@@ -327,6 +328,9 @@ def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=
         out_item (str, optional): ``'metrics'`` or ``'pred'`` (the default).
         test_output (TestOutput, optional): what :func:`prepare_test_config` returned.
         strict (bool): refuse a checkpoint that does not fit the model.
+        optimize (bool): load the checkpoint, then test the model as
+            :func:`~mmrepmlp.apis.inference.optimize_for_inference` makes it (deploy form,
+            compiled).
 
     Returns:
         dict: the metrics.
@@ -336,6 +340,8 @@ def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=
     """
     runner = build_runner(cfg)
     check_checkpoint_fits(runner, checkpoint, strict)
+    if optimize:
+        _optimize_runner_model(runner, checkpoint)
     if test_output is not None:
         runner.test_evaluator.metrics.extend(test_output.metrics)
     succeeded = False
@@ -349,6 +355,26 @@ def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=
         if test_output is not None:
             test_output.commit(succeeded)
     return metrics
+
+
+def _optimize_runner_model(runner, checkpoint):
+    """Load ``checkpoint`` into the Runner's model and put its optimized copy in its place.
+
+    The test loop needs no DDP wrapper (it calls ``test_step``); a test-time augmentation
+    wrapper is kept, around the optimized model.
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
+    from .inference import optimize_for_inference
+
+    runner.load_checkpoint(checkpoint, map_location='cpu')  # test() then loads nothing
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    log = runner.logger.info
+    if isinstance(model, BaseTTAModel):
+        model.module = optimize_for_inference(model.module.eval(), log=log)
+    else:
+        model = optimize_for_inference(model.eval(), log=log)
+    runner.model = model
 
 
 def _check_finite(metrics):

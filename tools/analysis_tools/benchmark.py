@@ -1,12 +1,14 @@
 """Inference speed (images/s and latency) of a model, or of two models side by side.
 
-    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--deploy] [--batch N]
-        [--vs CONFIG2 [--vs-deploy]] [--rounds R] [--warmup W] [--shape H W]
-        [--device cpu|cuda]
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--deploy | --optimize]
+        [--batch N] [--vs CONFIG2 [--vs-deploy | --vs-optimize]] [--rounds R] [--warmup W]
+        [--shape H W] [--device cpu|cuda]
 
 With --vs both models run in interleaved rounds and a ratio line compares them. --deploy
 converts the first model, --vs-deploy the second: ``CONFIG --deploy --vs CONFIG`` compares the
-deploy form with the training form.
+deploy form with the training form. --optimize (--vs-optimize) runs the model as
+``optimize_for_inference`` makes it (deploy form, channels_last, torch.compile); its first
+warm-up round compiles: ``CONFIG --optimize --vs CONFIG --vs-deploy`` shows what that gains.
 """
 import argparse
 
@@ -22,9 +24,14 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='weights (optional; random otherwise)')
     parser.add_argument('--deploy', action='store_true',
                         help='convert re-parameterizable modules to the deploy form first')
+    parser.add_argument('--optimize', action='store_true',
+                        help='run the model as optimize_for_inference makes it (deploy form, '
+                        'compiled; the first warm-up round compiles)')
     parser.add_argument('--vs', metavar='CONFIG2', help='a second model to compare with')
     parser.add_argument('--vs-deploy', action='store_true',
                         help='convert the --vs model to the deploy form first')
+    parser.add_argument('--vs-optimize', action='store_true',
+                        help='run the --vs model as optimize_for_inference makes it')
     parser.add_argument('--batch', type=int, default=1, help='images per forward pass')
     parser.add_argument('--rounds', type=int, default=10, help='timed rounds (median)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
@@ -38,9 +45,9 @@ def parse_args(argv=None):
 @tool_main
 def main(argv=None):
     args = parse_args(argv)
-    specs = [ModelSpec(args.config, args.checkpoint, args.deploy)]
+    specs = [ModelSpec(args.config, args.checkpoint, args.deploy, optimize=args.optimize)]
     if args.vs:
-        specs.append(ModelSpec(args.vs, deploy=args.vs_deploy))
+        specs.append(ModelSpec(args.vs, deploy=args.vs_deploy, optimize=args.vs_optimize))
     results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds,
                                args.device)
     print(format_results(results))
