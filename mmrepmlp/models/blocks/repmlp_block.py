@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+from torch.func import functional_call
 
+from ...quantization.fake_quant import fake_quantized_deploy_fcs
 from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
 from ..arguments import (
     check_bool,
@@ -83,6 +85,13 @@ class RepMLPBlock(BaseModule):
             column of windows zero-padded, the output cropped back: e.g. whole-image
             segmentation at 1024x2048 with blocks built for 713x713 crops). Both forms do the
             same, so conversion stays exact. Defaults to 'error'.
+        quant_aware (bool): quantization-aware training of the deploy form: the training
+            form computes the deploy form's function, its FC1, FC2 and FC3 kernels (the
+            equivalent ones, :meth:`get_equivalent_fc1_fc3_params`) fake-quantized to int8 as
+            :func:`mmrepmlp.quantization.quantize_int8` quantizes the converted model, so
+            that the deploy model quantizes without loss. The BN statistics are used, not
+            updated: fine-tune a trained model with it (in train and eval mode alike).
+            Ignored by the deploy form. Defaults to False.
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
@@ -100,6 +109,7 @@ class RepMLPBlock(BaseModule):
                  fc_impl='matmul',
                  local_impl='per_branch',
                  larger_input='error',
+                 quant_aware=False,
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
@@ -115,6 +125,7 @@ class RepMLPBlock(BaseModule):
         self.local_impl = check_choice(local_impl, 'local_impl', owner, LOCAL_IMPLS)
         self.larger_input = check_choice(larger_input, 'larger_input', owner, LARGER_INPUTS)
         check_choice(fc_impl, 'fc_impl', owner, FC_IMPLS)
+        self.quant_aware = check_bool(quant_aware, 'quant_aware', owner)
         norm_cfg = check_norm_cfg(norm_cfg, owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
         self._check_config(norm_cfg)
@@ -217,19 +228,33 @@ class RepMLPBlock(BaseModule):
         N = x.shape[0]
         channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
-        partitions = self._partition(x)
+        quantized = (fake_quantized_deploy_fcs(self) if self.quant_aware and not self.deploy
+                     else None)
+        partitions = self._partition(x, quantized)
         num_partitions, C, h, w = partitions.shape
         flat = partitions.reshape(num_partitions, C * h * w)
         if self.deploy:
             # FC3's output taken features-first is un-partitioned by a single copy.
             return self._unpartition(self.fc3.features_first(flat), N, channels_last)
+        if quantized is not None:
+            out = self._deploy_fc3(flat, *quantized[-1])
+            return self._unpartition(out.t(), N, channels_last)
         out = self.fc3_bn(self.fc3(flat))
         if self.local_kernels:
             out = out + self._local_perceptron(partitions).reshape_as(out)
         return self._unpartition(out.t(), N, channels_last)
 
-    def _partition(self, x):
-        """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added."""
+    def _deploy_fc3(self, flat, weight, bias):
+        """The deploy form's FC3 with the given weight and bias on the flat partitions."""
+        # The equivalent FC3 has the layout of the deploy form's GroupwiseFC whatever module
+        # computes FC3 in training; a parameterless (meta) one runs it on these tensors.
+        deploy_fc3 = GroupwiseFC(self.fc3.in_features, self.fc3.out_features, self.groups,
+                                 impl=self.fc3.impl, device='meta')
+        return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, ))
+
+    def _partition(self, x, quantized=None):
+        """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added
+        (``quantized``: see :meth:`_global_perceptron`)."""
         N, C = x.shape[:2]
         (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
         if (H, W) != self.padded_size:
@@ -240,7 +265,7 @@ class RepMLPBlock(BaseModule):
         # second copy.
         partitions = partitions.clone(memory_format=torch.contiguous_format)
         if self.with_global:
-            per_partition = self._global_perceptron(x).reshape(N, C, nh, nw)
+            per_partition = self._global_perceptron(x, quantized).reshape(N, C, nh, nw)
             partitions += per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
         return partitions.reshape(N * nh * nw, C, h, w)
 
@@ -263,9 +288,18 @@ class RepMLPBlock(BaseModule):
             out = out[:, :, :H, :W]
         return out
 
-    def _global_perceptron(self, x):
-        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``."""
+    def _global_perceptron(self, x, quantized=None):
+        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``.
+
+        ``quantized``: the fake-quantized deploy FCs of quantization-aware training (from
+        :func:`~mmrepmlp.quantization.fake_quantized_deploy_fcs`), used instead of the BN, FC1
+        and FC2 of the training form.
+        """
         pooled = F.avg_pool2d(x, self.partition_size)
+        if quantized is not None:
+            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = quantized
+            hidden = F.relu(F.linear(pooled.flatten(1), fc1_weight, fc1_bias))
+            return F.linear(hidden, fc2_weight, fc2_bias)
         if not self.deploy:
             pooled = self.global_bn(pooled)
         hidden = F.relu(self.fc1(pooled.flatten(1)))

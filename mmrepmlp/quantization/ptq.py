@@ -1,0 +1,247 @@
+"""int8 static post-training quantization of deploy models: PT2E through the x86 inductor
+backend (torchao's ``X86InductorQuantizer``, ``prepare_pt2e``, ``convert_pt2e``, then
+``torch.compile`` with freezing, which lowers the quantized patterns to oneDNN int8 kernels).
+
+Why PT2E rather than ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
+activations): both ran cleanly on the project's CPU (2 cores, AVX2 without VNNI), but only
+PT2E made int8 pay. Light g=8 at batch 8, 224x224, interleaved rounds of one run: PyTorch
+float32 (``optimize_for_inference``) 16.4 images/s, ONNX Runtime float32 18.0 and ONNX
+Runtime int8 12.6 (0.7x its own float32), PT2E int8 22.2 with FC3 still in float32; with FC3
+quantized too (below), ``benchmarks/deploy_speed.py`` measured PT2E int8 at 30.1 images/s
+against 17.9 for compiled float32 (1.68x) and 21.3 for ONNX Runtime float32 (1.41x), and
+ResNet-50 at 27.1 against 14.0 (1.9x). PT2E also keeps the model a PyTorch module behind the
+``BaseModel`` interface, and its weight scheme is the one the quantization-aware training
+reproduces (:mod:`mmrepmlp.quantization.fake_quant`).
+
+Without VNNI the int8 gain is smaller for the FCs than for the convs (a 1024x1024 groupwise
+FC with 2 groups: 38 GMAC/s in int8 vs 33 in float32), and on the small pure-MLP digits
+model at batch 64, where the quantize/dequantize steps around the partitioning copies weigh
+more, int8 ran at 0.7x the compiled float32 model. CPUs with VNNI or AMX should gain more
+(not measured here). Without VNNI activations are 7-bit (``reduce_range``), as the
+quantizer requires.
+
+What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel``, of its
+backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
+groupwise FC3 is handed to the quantizer as the grouped 1x1 conv it equals: in its
+batched-matmul form (``bmm``) the quantizer would leave it in float32.
+"""
+import copy
+import functools
+import itertools
+
+import torch
+import torch.nn as nn
+
+
+class ConvGroupwiseFC(nn.Module):
+    """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the grouped 1x1 conv it equals
+    (``conv``, a plain ``nn.Conv2d``: what the int8 quantizer recognizes); same calls
+    (``forward``, ``features_first``), same results."""
+
+    def __init__(self, fc):
+        super().__init__()
+        self.conv = nn.Conv2d(fc.in_features, fc.out_features, 1, groups=fc.groups,
+                              bias=fc.bias is not None, device='meta')
+        self.conv.weight = nn.Parameter(fc.weight.detach().reshape(*fc.weight.shape, 1, 1))
+        if fc.bias is not None:
+            self.conv.bias = nn.Parameter(fc.bias.detach())
+
+    def forward(self, x):
+        """``(N, in_features)`` -> ``(N, out_features)``."""
+        return self.conv(x.reshape(*x.shape, 1, 1)).flatten(1)
+
+    def features_first(self, x):
+        """``(N, in_features)`` -> ``(out_features, N)``."""
+        return self(x).t()
+
+
+class Int8Network(nn.Module):
+    """A network quantized by PT2E: the converted graph (``graph_module``), compiled with
+    freezing if ``compile`` and inductor can compile on the CPU; otherwise run as the
+    reference graph, which simulates the int8 arithmetic in float32 (the same results up to
+    float rounding, slow)."""
+
+    def __init__(self, graph_module, compile=True):
+        from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+        from ..apis.inference import compile_frozen, inductor_available
+
+        super().__init__()
+        # An exported graph refuses train()/eval(), which MMEngine calls on the whole model.
+        self.graph_module = allow_exported_model_train_eval(graph_module)
+        cpu = torch.device('cpu')
+        # A plain attribute (a function), not a submodule: the graph is registered once.
+        self._run = (compile_frozen(graph_module, cpu)
+                     if compile and inductor_available(cpu) else graph_module)
+
+    def forward(self, *args):
+        return self._run(*args)
+
+
+def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compile=True,
+                  log=print):
+    """An int8 copy of ``model`` by static post-training quantization, on the CPU.
+
+    The copy is converted to the deploy form first, its network exported with a dynamic
+    batch size, calibrated on ``calibration``, converted to int8 and compiled. ``model`` is
+    not changed.
+
+    Args:
+        model (nn.Module): the model in eval mode, training or deploy form: any module taking
+            one image batch, or an MMEngine ``BaseModel`` (its backbone is quantized).
+        calibration (Iterable): calibration batches: input tensors ``(N, C, H, W)`` (the
+            network's input: for a ``BaseModel`` already preprocessed), or, for a
+            ``BaseModel``, dataloader batches (dicts), run through its data preprocessor.
+            Batches of more than one image (1 would fix the batch size to 1).
+        max_batches (int, optional): use at most this many batches. Defaults to all.
+        reduce_range (bool, optional): quantize activations to 7 bits, which int8 kernels need
+            on CPUs without VNNI (whose 16-bit intermediate sums could saturate). By default,
+            True unless the CPU has VNNI.
+        compile (bool): compile the int8 graph to oneDNN's int8 kernels (each new input
+            shape compiles once); False runs the reference graph (see :class:`Int8Network`),
+            enough to inspect the int8 weights or check accuracy without compiling.
+            Defaults to True.
+        log (Callable[[str], None]): where the lines saying what was done go.
+
+    Returns:
+        nn.Module: the quantized copy (inference-only, CPU); :func:`int8_weights` lists its
+        int8 kernels.
+
+    Raises:
+        ValueError: ``model`` is in train mode, or ``calibration`` has no batch.
+        TypeError: a calibration batch is neither a tensor nor (for a ``BaseModel``) a dict.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ..apis.deploy import convert_model
+    from ..apis.inference import make_inference_only
+
+    if model.training:
+        raise ValueError(f'quantize_int8: {type(model).__name__} is in train mode; call '
+                         'model.eval() first')
+    quantized = copy.deepcopy(model).cpu()
+    converted = convert_model(quantized, log=lambda line: None)
+    inputs = calibration_inputs(quantized, calibration, max_batches)
+    name, network = _network(quantized)
+    swapped = _as_grouped_convs(network)
+    reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
+    exported = torch.export.export(network, (inputs[0], ),
+                                   dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
+    prepared = prepare_pt2e(exported, _quantizer(reduce_range))
+    with torch.no_grad():
+        for batch_inputs in inputs:
+            prepared(batch_inputs)
+    int8 = Int8Network(convert_pt2e(prepared), compile)
+    if name is None:
+        quantized = int8
+    else:
+        setattr(quantized, name, int8)
+    log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
+        f'{len(swapped)} groupwise FCs quantized as grouped 1x1 convs; calibrated on '
+        f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images); '
+        f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
+        f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
+    return make_inference_only(quantized)
+
+
+def _quantizer(reduce_range):
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    config = get_default_x86_inductor_quantization_config(reduce_range=reduce_range)
+    return X86InductorQuantizer().set_global(config)
+
+
+def cpu_has_vnni():
+    """Whether this CPU has VNNI (AVX512-VNNI, AVX-VNNI or AMX), read from /proc/cpuinfo;
+    False where it cannot be read."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ('avx512_vnni', 'avx_vnni', 'amx_int8'))
+
+
+def calibration_inputs(model, calibration, max_batches=None):
+    """The network inputs (CPU tensors) of the calibration batches; see :func:`quantize_int8`.
+    """
+    from mmengine.model import BaseModel
+
+    batches = []
+    for batch in itertools.islice(calibration, max_batches):
+        if isinstance(batch, dict) and isinstance(model, BaseModel):
+            with torch.no_grad():
+                batch = model.data_preprocessor(batch, False)['inputs']
+        if not isinstance(batch, torch.Tensor):
+            raise TypeError('calibration batches must be input tensors, or dataloader batches '
+                            f'(dicts) for an MMEngine model; got a {type(batch).__name__}')
+        batches.append(batch.cpu())
+    if not batches:
+        raise ValueError('calibration has no batch; pass a dataloader or a list of input '
+                         'tensors (a few hundred images are enough)')
+    return batches
+
+
+def _network(model):
+    """``(attribute name, network)`` to quantize: a ``BaseModel``'s backbone, or the model
+    itself (name None)."""
+    from mmengine.model import BaseModel
+
+    return ('backbone', model.backbone) if isinstance(model, BaseModel) else (None, model)
+
+
+def _as_grouped_convs(network):
+    """Replace every groupwise FC of ``network`` with more than one group by its
+    :class:`ConvGroupwiseFC`, in place; returns their names."""
+    from ..models.layers import GroupwiseFC
+
+    names = [name for name, module in network.named_modules()
+             if isinstance(module, GroupwiseFC) and module.groups > 1]
+    for name in names:
+        parent, _, attribute = name.rpartition('.')
+        owner = network.get_submodule(parent)
+        setattr(owner, attribute, ConvGroupwiseFC(getattr(owner, attribute)))
+    return names
+
+
+def int8_weights(model):
+    """The int8 kernels of a model quantized by :func:`quantize_int8`, dequantized.
+
+    Returns:
+        dict[str, Tensor]: the name each conv or FC has in the float model -> its dequantized
+        weight (a groupwise FC3: the ``(O, C // g, 1, 1)`` weight of its grouped conv).
+    """
+    weights = {}
+    for prefix, module in model.named_modules():
+        if isinstance(module, Int8Network):
+            for name, weight in _graph_int8_weights(module.graph_module).items():
+                weights[f'{prefix}.{name}' if prefix else name] = weight
+    return weights
+
+
+def _graph_int8_weights(graph_module):
+    dequantize = torch.ops.quantized_decomposed.dequantize_per_channel.default
+    layers = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+    weights = {}
+    for node in graph_module.graph.nodes:
+        weight = node.args[1] if node.target in layers else None
+        if getattr(weight, 'target', None) is not dequantize:
+            continue
+        int8, scale, zero_point = (functools.reduce(getattr, arg.target.split('.'),
+                                                    graph_module) for arg in weight.args[:3])
+        shape = (-1, *([1] * (int8.dim() - 1)))
+        weights[_layer_name(node)] = (int8.float() - zero_point.reshape(shape)) * scale.reshape(
+            shape)
+    return weights
+
+
+def _layer_name(node):
+    """The float model's name of the layer a conv or FC node comes from: the innermost module,
+    but a :class:`ConvGroupwiseFC` for its conv (it replaced the groupwise FC of that name)."""
+    stack = list(node.meta['nn_module_stack'].values())
+    if len(stack) > 1 and stack[-2][1].endswith(ConvGroupwiseFC.__qualname__):
+        return stack[-2][0]
+    return stack[-1][0]

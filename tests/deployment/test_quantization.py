@@ -1,0 +1,174 @@
+"""int8 quantization on the bundled digits: post-training quantization keeps the accuracy,
+quantization-aware training trains the very kernels the int8 model gets, and the
+BN-after-FC3 recovery step inserts and fuses back exactly.
+
+The pure-MLP model is trained once for the module (2 epochs on two CPU cores, about a
+minute), through the Runner from the quick start's config. The held-out split is read in
+batches of 40 (it has 360 images): the compiled int8 model then compiles one input shape.
+"""
+import itertools
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmrepmlp.apis.build import forward_raw, load_config
+from mmrepmlp.apis.quick_start import quick_start_config
+from mmrepmlp.apis.runner import build_runner, fit_config_to_device
+from mmrepmlp.models.blocks import RepMLPBlock
+from mmrepmlp.models.layers import GroupwiseFC
+from mmrepmlp.quantization import (
+    FC3WithBN,
+    fake_quantize_weight,
+    fake_quantized_deploy_fcs,
+    fuse_fc3_bn,
+    insert_fc3_bn,
+    int8_weights,
+    quantize_int8,
+)
+from mmrepmlp.reparam import reparameterize_model
+from mmrepmlp.utils import find_repo_file
+
+QAT_CONFIG = 'repmlp_cifar/pure-mlp_1xb32_digits-qat.py'
+CALIBRATION_BATCHES = 8
+VAL_BATCH = 40
+
+
+@pytest.fixture(scope='module')
+def digits(tmp_path_factory):
+    """The trained float model (eval mode), its checkpoint, and the Runner that trained it
+    (its dataloaders: training batches calibrate, the held-out split evaluates)."""
+    work_dir = tmp_path_factory.mktemp('digits')
+    cfg = quick_start_config(epochs=2, work_dir=str(work_dir))
+    cfg.val_dataloader.batch_size = VAL_BATCH
+    runner = build_runner(cfg)
+    model = runner.train().eval()
+    return model, str(work_dir / 'epoch_2.pth'), runner
+
+
+def accuracy(model, dataloader):
+    """Top-1 accuracy (%) of ``model`` on ``dataloader``."""
+    correct = total = 0
+    with torch.no_grad():
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, False)
+            labels = torch.cat([sample.gt_label for sample in data['data_samples']])
+            correct += (forward_raw(model, data['inputs']).argmax(1) == labels).sum().item()
+            total += len(labels)
+    return 100 * correct / total
+
+
+def relative_difference(actual, expected):
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+def repmlp_blocks(model):
+    return {name: m for name, m in model.named_modules() if isinstance(m, RepMLPBlock)}
+
+
+def test_int8_ptq_keeps_the_accuracy_within_one_point(digits):
+    model, _, runner = digits
+    lines = []
+
+    quantized = quantize_int8(model, runner.train_dataloader, CALIBRATION_BATCHES, log=lines.append)
+
+    float_accuracy = accuracy(model, runner.val_dataloader)
+    int8_accuracy = accuracy(quantized, runner.val_dataloader)
+    print(f'digits top-1: float32 {float_accuracy:.2f}%, int8 PTQ {int8_accuracy:.2f}%')
+    assert abs(int8_accuracy - float_accuracy) <= 1.0
+    int8_layers = int8_weights(quantized)
+    assert all(f'{name}.fc3' in int8_layers for name in repmlp_blocks(model))
+    assert 'calibrated on 8 batches (256 images)' in lines[0]
+    with pytest.raises(RuntimeError, match='inference-only'):
+        quantized.train()
+
+
+def test_qat_trains_the_kernels_the_int8_model_gets(digits, tmp_path):
+    """The QAT config, from the trained checkpoint, for a few iterations."""
+    model, checkpoint, runner = digits
+    cfg = fit_config_to_device(load_config(osp.join(find_repo_file('configs'), QAT_CONFIG)))
+    cfg.work_dir, cfg.load_from = str(tmp_path), checkpoint
+    cfg.train_cfg = ConfigDict(by_epoch=False, max_iters=4)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # evaluated below
+    cfg.log_processor = ConfigDict(by_epoch=False)
+    cfg.default_hooks.checkpoint = ConfigDict(type='CheckpointHook', by_epoch=False,
+                                              interval=-1, save_last=False)
+
+    qat_model = build_runner(cfg).train().eval()
+
+    blocks = repmlp_blocks(qat_model)
+    assert blocks and all(block.quant_aware and not block.deploy for block in blocks.values())
+    trained = qat_model.state_dict()
+    assert any(not torch.equal(value, trained[key]) for key, value in model.state_dict().items()
+               if value.is_floating_point())
+    # the reference graph: the same int8 weights and results, without compiling again
+    quantized = quantize_int8(qat_model, runner.train_dataloader, CALIBRATION_BATCHES,
+                              compile=False, log=lambda line: None)
+    int8_layers = int8_weights(quantized)
+    with torch.no_grad():
+        for name, block in blocks.items():
+            fc1, fc2, fc3 = fake_quantized_deploy_fcs(block)
+            assert torch.equal(int8_layers[f'{name}.fc3'].flatten(1), fc3[0]), name
+            if block.with_global:
+                assert torch.equal(int8_layers[f'{name}.fc1'], fc1[0]), name
+                assert torch.equal(int8_layers[f'{name}.fc2'], fc2[0]), name
+    qat_accuracy = accuracy(qat_model, runner.val_dataloader)
+    int8_accuracy = accuracy(quantized, runner.val_dataloader)
+    print(f'digits top-1 after 4 QAT iterations: fake-quantized {qat_accuracy:.2f}%, int8 '
+          f'{int8_accuracy:.2f}%')
+    assert abs(int8_accuracy - qat_accuracy) <= 1.0
+
+
+def test_quant_aware_must_be_a_bool():
+    with pytest.raises(TypeError, match='quant_aware must be True or False'):
+        RepMLPBlock(8, 8, 8, 4, quant_aware='yes')
+
+
+def test_bn_after_fc3_inserts_and_fuses_back_exactly(digits):
+    model, _, runner = digits
+    deploy = reparameterize_model(model).eval()
+    plain_keys = deploy.state_dict().keys()
+    inputs = deploy.data_preprocessor(next(iter(runner.val_dataloader)), False)['inputs']
+    with torch.no_grad():
+        expected = forward_raw(deploy, inputs)
+
+    names = insert_fc3_bn(deploy, runner.train_dataloader, max_batches=2, quant_aware=False)
+
+    assert names == list(repmlp_blocks(model))
+    with torch.no_grad():
+        assert relative_difference(forward_raw(deploy, inputs), expected) <= 1e-5
+    fine_tune(deploy, runner.train_dataloader, steps=3)
+    with torch.no_grad():
+        tuned = forward_raw(deploy.eval(), inputs)
+    assert relative_difference(tuned, expected) > 1e-5  # the fine-tuning changed the model
+
+    assert fuse_fc3_bn(deploy) == names
+    assert all(isinstance(block.fc3, GroupwiseFC) for block in repmlp_blocks(deploy).values())
+    assert deploy.state_dict().keys() == plain_keys
+    with torch.no_grad():
+        assert relative_difference(forward_raw(deploy, inputs), tuned) <= 1e-5
+
+
+def test_bn_after_fc3_fine_tunes_the_int8_kernel(digits):
+    model, _, runner = digits
+    deploy = reparameterize_model(model).eval()
+
+    insert_fc3_bn(deploy, runner.train_dataloader, max_batches=1)
+
+    fc3 = next(iter(repmlp_blocks(deploy).values())).fc3
+    assert isinstance(fc3, FC3WithBN)
+    assert torch.equal(fc3.fc.weight, fake_quantize_weight(fc3.fc.parametrizations.weight.original))
+    fuse_fc3_bn(deploy)
+    assert not any('parametrizations' in key for key in deploy.state_dict())
+
+
+def fine_tune(model, dataloader, steps):
+    """A few SGD steps of the classification loss, in train mode."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+    for batch in itertools.islice(dataloader, steps):
+        losses = model(**model.data_preprocessor(batch, True), mode='loss')
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
