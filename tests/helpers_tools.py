@@ -14,6 +14,7 @@ TESTS_DIR = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(TESTS_DIR)
 TINY_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_resnet.py')
 TINY_SEG_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlp_pspnet.py')
+TINY_PURE_MLP_CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_pure_mlp_digits.py')
 NUM_CLASSES, IMAGES_PER_CLASS, IMAGE_SIZE = 3, 4, 64
 OFFICIAL_SHAPES = osp.join(TESTS_DIR, 'data', 'official_v1')
 

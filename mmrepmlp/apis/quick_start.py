@@ -84,7 +84,7 @@ def run_quick_start(epochs=DEFAULT_EPOCHS, work_dir=DEFAULT_WORK_DIR, speed_roun
     deploy_path = osp.join(work_dir, 'deploy.pth')
     deploy_model = repmlp_model_convert(model, save_path=deploy_path).eval()
 
-    inputs, labels = _preprocessed_split(runner.val_dataloader, model.data_preprocessor)
+    inputs, labels = preprocessed_split(runner.val_dataloader, model.data_preprocessor)
     with torch.no_grad():
         train_logits = forward_raw(model, inputs)
         deploy_logits = forward_raw(deploy_model, inputs)
@@ -96,8 +96,8 @@ def run_quick_start(epochs=DEFAULT_EPOCHS, work_dir=DEFAULT_WORK_DIR, speed_roun
     return QuickStartResult(
         epochs=epochs,
         num_val=len(labels),
-        train_accuracy=_accuracy(train_logits, labels),
-        deploy_accuracy=_accuracy(deploy_logits, labels),
+        train_accuracy=top1_accuracy(train_logits, labels),
+        deploy_accuracy=top1_accuracy(deploy_logits, labels),
         max_abs_diff=(train_logits - deploy_logits).abs().max().item(),
         train_params=count_params(model),
         deploy_params=count_params(deploy_model),
@@ -109,7 +109,7 @@ def run_quick_start(epochs=DEFAULT_EPOCHS, work_dir=DEFAULT_WORK_DIR, speed_roun
         deploy_path=deploy_path)
 
 
-def _preprocessed_split(dataloader, data_preprocessor):
+def preprocessed_split(dataloader, data_preprocessor):
     """The whole (small) split as one normalized batch and its labels."""
     inputs, labels = [], []
     for batch in dataloader:
@@ -119,7 +119,20 @@ def _preprocessed_split(dataloader, data_preprocessor):
     return torch.cat(inputs), torch.tensor(labels)
 
 
-def _accuracy(logits, labels):
+def dataloader_accuracy(model, dataloader):
+    """Top-1 accuracy (%) of a classifier's raw outputs on ``dataloader``, batch by batch
+    (a compiled or int8 model then sees the loader's batch shapes)."""
+    correct = total = 0
+    with torch.no_grad():
+        for batch in dataloader:
+            inputs, labels = preprocessed_split([batch], model.data_preprocessor)
+            correct += (forward_raw(model, inputs).argmax(dim=1) == labels).sum().item()
+            total += len(labels)
+    return 100 * correct / total
+
+
+def top1_accuracy(logits, labels):
+    """Top-1 accuracy (%) of ``logits`` ``(N, classes)`` for ``labels`` ``(N,)``."""
     return (logits.argmax(dim=1) == labels).float().mean().item() * 100
 
 

@@ -13,6 +13,7 @@ import torch
 from helpers_tools import (
     REPO_ROOT,
     TINY_CONFIG,
+    TINY_PURE_MLP_CONFIG,
     TINY_SEG_CONFIG,
     load_tool,
     run_tool,
@@ -27,7 +28,6 @@ from mmrepmlp.apis.deploy import convert_model
 from mmrepmlp.apis.export import export_checkpoint, random_batch
 from mmrepmlp.reparam import randomize_norm_layers
 
-DIGITS_CONFIG = osp.join(REPO_ROOT, 'configs', 'repmlp_cifar', 'pure-mlp_1xb32_digits.py')
 FACE_CONFIG = osp.join(REPO_ROOT, 'configs', 'repmlp_face', 'repmlp-faceres50_8xb64_ms1mv2.py')
 # RepMLP-FaceRes at a test's scale: one block per stage, a 2x2 last map at 64x64 inputs.
 TINY_FACE_CONFIG = f"""_base_ = [{FACE_CONFIG!r}]
@@ -69,7 +69,7 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('export')
     face_config = root / 'tiny_face.py'
     face_config.write_text(TINY_FACE_CONFIG)
-    configs = {'classifier': TINY_CONFIG, 'pure_mlp': DIGITS_CONFIG,
+    configs = {'classifier': TINY_CONFIG, 'pure_mlp': TINY_PURE_MLP_CONFIG,
                'segmentor': TINY_SEG_CONFIG, 'face': str(face_config)}
     return {name: (config, write_checkpoint(config, root / f'{name}.pth'))
             for name, config in configs.items()}

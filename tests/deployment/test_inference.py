@@ -2,16 +2,16 @@
 and the MMEngine interface (MMPretrain's inference_model, the Runner's test loop) kept.
 
 Compiles are slow on two cores, so the compiled models are few and shared: one tiny
-RepMLP-ResNet classifier, one pure-MLP model, one tiny segmentor.
+RepMLP-ResNet classifier, one pure-MLP model with two RepMLPs, one tiny segmentor.
 """
 import copy
-import os.path as osp
 
 import mmpretrain
 import numpy as np
 import pytest
 import torch
 from helpers_tools import (
+    TINY_PURE_MLP_CONFIG,
     TINY_SEG_CONFIG,
     make_image_folders,
     make_segmentation_folders,
@@ -26,9 +26,7 @@ from mmrepmlp.apis import load_model
 from mmrepmlp.apis.build import forward_raw
 from mmrepmlp.apis.inference import optimize_for_inference
 from mmrepmlp.reparam import randomize_norm_layers
-from mmrepmlp.utils import find_repo_file
 
-DIGITS_CONFIG = 'repmlp_cifar/pure-mlp_1xb32_digits.py'
 TOLERANCE = 1e-5
 
 
@@ -108,7 +106,7 @@ def test_train_mode_is_refused_and_the_original_still_trains(tiny, optimized):
 
 
 def test_pure_mlp_model_exact_and_bfloat16_only_on_request():
-    model = load_model(osp.join(find_repo_file('configs'), DIGITS_CONFIG))[0]
+    model = load_model(TINY_PURE_MLP_CONFIG)[0]
     model = randomize_norm_layers(model).eval()
     inputs = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     expected = raw_outputs(model, inputs)
