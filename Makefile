@@ -21,8 +21,12 @@ $(STAMP): $(REQ_FILES)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mmrepmlp tools tests configs benchmarks setup.py
 
+# Two workers, each test module in one of them (its module-scoped fixtures are built once): most
+# of the suite's time is single-threaded (interpreter start-up, compilation, small models).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(VPY) -m pytest tests -q
+	$(VPY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(VPY) tools/quick_start.py
