@@ -1,5 +1,5 @@
-"""benchmarks/seg_speed.py and benchmarks/face_speed.py: their CI modes run end to end and
-measure every model. No timing is asserted; the sizes and counts are checked."""
+"""benchmarks/seg_speed.py, face_speed.py and deploy_speed.py: their CI modes run end to end
+and measure every model. No timing is asserted; the sizes and counts are checked."""
 from helpers_tools import load_script
 
 
@@ -24,3 +24,18 @@ def test_face_benchmark_quick_mode():
     assert [row[0] for row in rows] == ['mobilefacenet', 'faceres50', 'repmlp-faceres50']
     assert all(batch == 2 and speed > 0 for _, batch, speed, _ in rows)
     assert rows[0][3] == 1.0
+
+
+def test_deploy_benchmark_quick_mode_times_every_path(capsys):
+    """The CI mode, plus the exported artifacts: each path built, called once and timed."""
+    paths = ['eager', 'optimized', 'int8', 'onnxruntime']
+    results = load_script('benchmarks/deploy_speed.py').main(['--quick', '--paths', *paths])
+
+    [(batch, timings)] = results.items()
+    name = 'pure-mlp (2 RepMLPs)'
+    assert batch == 2
+    assert {path for _, path in timings['seconds']} == set(paths)
+    assert all(timings['seconds'][name, path] > 0 and timings['first_call'][name, path] > 0
+               for path in paths)
+    assert list(timings['load_call']) == [(name, 'onnxruntime')]  # loaded from its file
+    assert f'| {name} | ' in capsys.readouterr().out

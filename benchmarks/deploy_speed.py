@@ -1,0 +1,283 @@
+"""Every inference path of the deploy models, measured side by side: what each one gains.
+
+For ResNet-50 (``res50-base``) and the RepMLP-Res50 presets (Light g=4 / g=8, Bottleneck
+g8/8), each an MMPretrain classifier built from its config and converted to the deploy form,
+the paths are:
+
+- ``eager``: the deploy model as it is (float32, NCHW);
+- ``channels_last``: the same in channels_last memory format (float32);
+- ``optimized``: :func:`mmrepmlp.apis.inference.optimize_for_inference` (float32, compiled);
+- ``bf16``: ``optimize_for_inference(dtype=torch.bfloat16)`` (autocast, not exact);
+- ``int8``: :func:`mmrepmlp.quantization.quantize_int8` (PT2E, x86 inductor; CPU only),
+  calibrated on random batches (speed does not depend on what it is calibrated on);
+- ``onnxruntime`` / ``pt2``: the artifacts of :mod:`mmrepmlp.apis.export` (an ONNX file run
+  by onnxruntime on the CPU, an AOTInductor package), float32.
+
+Per batch size, the first call of every path is timed alone (for the compiled paths it
+includes the compilation, for the exported ones the export); for the exported ones also what
+a deployment pays at start: loading the written artifact and its first call. Then all paths
+of all models run
+in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`, median of the rounds),
+so that the ratios printed compare them under the same machine load. Timings are reported,
+never asserted; the project's targets (CPU, batch 8, 224x224) are printed beside them.
+
+    python benchmarks/deploy_speed.py [--batches 1 8] [--threads 2] [--rounds 5]
+        [--warmup 2] [--presets res50-light-g8 ...] [--paths eager optimized ...]
+        [--device cpu|cuda] [--quick]
+
+``--quick`` (CI, about a minute on two cores) times a two-RepMLP cut of the pure-MLP digits
+model at batch 2, one round, on the paths that do not export.
+"""
+import argparse
+import copy
+import functools
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+import torch
+from mmengine.logging import MMLogger
+
+from mmrepmlp.analysis import measure_interleaved
+from mmrepmlp.apis.benchmark import (
+    ModelSpec,
+    add_timing_args,
+    build_benchmark_models,
+    machine_line,
+    resolve_device,
+)
+from mmrepmlp.apis.build import forward_raw
+from mmrepmlp.apis.inference import optimize_for_inference
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BASELINE = 'res50-base'
+PRESETS = ('res50-light-g8', 'res50-light-g4', 'res50-g8g8')
+CONFIG = osp.join(REPO, 'configs', 'repmlp_resnet', 'repmlp-{}_8xb32_in1k.py')
+QUICK_CONFIG = osp.join(REPO, 'configs', 'repmlp_cifar', 'pure-mlp_1xb32_digits.py')
+# --quick: the digits model cut to two RepMLPs (compiling is what takes the time).
+QUICK_OPTIONS = {
+    'model.backbone.arch': dict(_delete_=True, channels=(16, 32), mixers_per_stage=1,
+                                mixer_cfg=dict(type='RepMLP', partition_size=8, groups=2,
+                                               local_kernels=(1, 3, 5, 7))),
+    'model.backbone.out_indices': (1, ),
+    'model.head.in_channels': 32,
+}
+FLOAT32_PATHS = ('eager', 'channels_last', 'optimized', 'onnxruntime', 'pt2')
+EXPORTED_PATHS = ('onnxruntime', 'pt2')
+PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
+QUICK_PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8')
+CALIBRATION_BATCHES = 2
+# The project's targets at batch 8 on the CPU: (what, bound), reported, never asserted.
+TARGETS = {
+    'res50-light-g8': ('best float32 vs ResNet-50\'s best float32', 1.35),
+    'res50-g8g8': ('best float32 vs ResNet-50\'s best float32', 1.0),
+}
+INT8_TARGET = ('res50-light-g8', 1.5)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    add_timing_args(parser, batches=(1, 8), rounds=5, warmup=2)
+    parser.add_argument('--img-size', type=int, default=224, help='input size (default 224)')
+    parser.add_argument('--presets', nargs='+', default=list(PRESETS),
+                        help=f'presets compared with {BASELINE} (default: {" ".join(PRESETS)})')
+    parser.add_argument('--paths', nargs='+', choices=PATHS, default=None,
+                        help='paths to time (default: all; on CUDA without int8 and the '
+                        'exported ones)')
+    args = parser.parse_args(argv)
+    args.device = resolve_device(args.device)
+    if args.paths is None:
+        args.paths = list(QUICK_PATHS if args.quick else PATHS)
+        if args.device.type == 'cuda':  # int8 is the x86 backend's, the artifacts CPU ones
+            args.paths = [p for p in args.paths if p not in ('int8', *EXPORTED_PATHS)]
+    if args.quick:
+        args.batches, args.rounds, args.warmup, args.img_size = [2], 1, 1, 32
+    if min(*args.batches, args.rounds, args.threads) < 1 or args.warmup < 0:
+        parser.error('--batches, --rounds and --threads must be >= 1 and --warmup >= 0')
+    return args
+
+
+def model_specs(args):
+    if args.quick:
+        return [ModelSpec(QUICK_CONFIG, deploy=True, cfg_options=QUICK_OPTIONS,
+                          name='pure-mlp (2 RepMLPs)')]
+    return [ModelSpec(CONFIG.format(name), deploy=True, name=name,
+                      cfg_options={'model.backbone.img_size': args.img_size})
+            for name in dict.fromkeys([BASELINE, *args.presets])]
+
+
+# ---------------------------------------------------------------------------- the paths
+def build_path(path, model, example, device, workdir):
+    """``path``'s callable on a batch ``(N, C, H, W)``; it expects no grad."""
+    quiet = dict(log=lambda line: None)
+    if path == 'eager':
+        return raw_forward(model)
+    if path == 'channels_last':
+        return raw_forward(optimize_for_inference(model, backend='eager', channels_last=True,
+                                                  device=device, **quiet))
+    if path == 'optimized':
+        return raw_forward(optimize_for_inference(model, device=device, **quiet))
+    if path == 'bf16':
+        return raw_forward(optimize_for_inference(model, dtype=torch.bfloat16, device=device,
+                                                  **quiet))
+    if path == 'int8':
+        from mmrepmlp.quantization import quantize_int8
+
+        calibration = [torch.randn_like(example) for _ in range(CALIBRATION_BATCHES)]
+        return raw_forward(quantize_int8(model, calibration, **quiet))
+    return export_and_load(path, model, example, workdir)
+
+
+def raw_forward(model):
+    return lambda inputs: forward_raw(model, inputs)
+
+
+def artifact_path(path, model, example, workdir):
+    return osp.join(workdir, f'{id(model)}_{len(example)}.{path}')
+
+
+def export_and_load(path, model, example, workdir):
+    """Export a copy of ``model`` at the example's batch size with :mod:`mmrepmlp.apis.export`
+    and load the artifact into its runtime."""
+    from mmrepmlp.apis import export
+
+    target = artifact_path(path, model, example, workdir)
+    exporter = export.export_pt2 if path == 'pt2' else export.export_onnx
+    exporter(copy.deepcopy(model), target, example, log=lambda line: None)
+    return load_artifact(path, target)
+
+
+def load_artifact(path, target):
+    """The callable that runs an exported artifact: AOTInductor's, or onnxruntime's (CPU)."""
+    if path == 'pt2':
+        return torch._inductor.aoti_load_package(target)
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(target, options, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    return lambda inputs: session.run(None, {name: inputs.numpy()})
+
+
+# ---------------------------------------------------------------------------- measuring
+def measure(models, batch, args, workdir):
+    """Per ``(model name, path)`` at ``batch``: seconds of the first call (building the path
+    included), of loading an exported artifact and its first call, and of a steady step."""
+    steps, first_call, load_call = {}, {}, {}
+    for entry in models:
+        example = torch.randn(batch, *entry.input_shape, device=args.device)
+        for path in args.paths:
+            key = entry.name, path
+            first_call[key], run = timed_first_call(
+                functools.partial(build_path, path, entry.model, example, args.device,
+                                  workdir), example, args.device)
+            if path in EXPORTED_PATHS:
+                target = artifact_path(path, entry.model, example, workdir)
+                load_call[key], run = timed_first_call(
+                    functools.partial(load_artifact, path, target), example, args.device)
+            steps[key] = step(run, example)
+            print(f'# built {entry.name} {path} at batch {batch}: first call '
+                  f'{first_call[key]:.1f} s', file=sys.stderr, flush=True)
+    seconds = measure_interleaved(steps, warmup=args.warmup, rounds=args.rounds,
+                                  device=args.device)
+    return first_call, load_call, seconds
+
+
+def timed_first_call(build, example, device):
+    """Seconds to ``build()`` a path and run it once on ``example``, and the path."""
+    start = time.perf_counter()
+    run = build()
+    with torch.no_grad():
+        run(example)
+    synchronize(device)
+    return time.perf_counter() - start, run
+
+
+def step(run, inputs):
+    def call():
+        with torch.no_grad():
+            run(inputs)
+    return call
+
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------- report
+def best_float32(seconds, name, paths):
+    """``(path, seconds)`` of the fastest exact (float32) path of model ``name``."""
+    timed = [(path, seconds[name, path]) for path in paths if path in FLOAT32_PATHS]
+    return min(timed, key=lambda item: item[1]) if timed else (None, None)
+
+
+def print_report(names, batch, first_call, load_call, seconds, args):
+    paths = args.paths
+    baseline = names[0]
+    base_path, base_s = best_float32(seconds, baseline, paths)
+    print(f'\n## batch {batch}: images/s (first call s[; load + first call of the artifact '
+          f's]) ratio, median of {args.rounds} interleaved rounds; ratio = vs the same '
+          'model\'s eager float32')
+    print('| model | ' + ' | '.join(paths) + ' |')
+    print('|---|' + '---:|' * len(paths))
+    for name in names:
+        cells = []
+        for path in paths:
+            s = seconds[name, path]
+            ratio = seconds[name, 'eager'] / s if 'eager' in paths else 1.0
+            load = f'; {load_call[name, path]:.1f} s' if (name, path) in load_call else ''
+            cells.append(f'{batch / s:.1f} ({first_call[name, path]:.1f} s{load}) {ratio:.2f}x')
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if base_path is None:
+        return
+    print(f'# {baseline}\'s best float32 path: {base_path} ({batch / base_s:.1f} images/s)')
+    for name in names[1:]:
+        path, s = best_float32(seconds, name, paths)
+        line = (f'ratio {name}: best float32 ({path}) {base_s / s:.2f}x {baseline}\'s best '
+                f'float32')
+        if 'int8' in paths:
+            line += f'; int8 {s / seconds[name, "int8"]:.2f}x its best float32'
+        print(line)
+        print_targets(name, batch, base_s / s, s / seconds.get((name, 'int8'), float('nan')),
+                      args)
+
+
+def print_targets(name, batch, float_ratio, int8_ratio, args):
+    if batch != 8 or args.device.type != 'cpu' or args.img_size != 224 or args.quick:
+        return
+    if name in TARGETS:
+        what, bound = TARGETS[name]
+        print(f'target {name} {what}: {float_ratio:.2f} (target >= {bound}) '
+              f'{"met" if float_ratio >= bound else "NOT met"}')
+    if name == INT8_TARGET[0] and 'int8' in args.paths:
+        bound = INT8_TARGET[1]
+        print(f'target {name} int8 vs its best float32: {int8_ratio:.2f} (target >= {bound}) '
+              f'{"met" if int8_ratio >= bound else "NOT met"}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    # A WARNING-level current logger silences init_weights' line per parameter.
+    MMLogger.get_instance('deploy_speed', log_level='WARNING')
+    print(machine_line(args, f'{args.img_size}x{args.img_size}, deploy forms, CPU '
+                             f'capability {torch.backends.cpu.get_cpu_capability()}'))
+    torch.manual_seed(0)
+    models = build_benchmark_models(model_specs(args), device=args.device)
+    names = [entry.name for entry in models]
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for batch in args.batches:
+            first_call, load_call, seconds = measure(models, batch, args, workdir)
+            print_report(names, batch, first_call, load_call, seconds, args)
+            results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
+    print(f'# load average {os.getloadavg()[0]:.2f} after')
+    return results
+
+
+if __name__ == '__main__':
+    main()
