@@ -1,20 +1,13 @@
 """One call for the fastest exact inference form of a model on its device.
 
 :func:`optimize_for_inference` converts a copy of the model to its deploy form and then applies
-what pays on the device. Measured on the project's CPU (2 cores, AVX2, batch 8, 224x224,
-interleaved rounds; ``benchmarks/deploy_speed.py`` prints these for every model and path):
-
-- channels_last memory format, for models with 2-D convs: eager ResNet-50 1.20x faster,
-  Light g=8 1.16x, the pure-MLP digits model (1x1 convs) 1.1x;
-- ``torch.compile`` (inductor) with freezing (the weights become constants, so inductor folds
-  them and prepacks the convs' weights for oneDNN): ResNet-50 1.46x and Light g=8 1.36x over
-  eager NCHW (14.0 and 17.9 images/s), so Light g=8 runs at 1.28x ResNet-50. The first call
-  of each input shape compiles: 40-50 s for a ResNet-50-sized model on two cold cores,
-  10-17 s with inductor's on-disk cache warm;
-- on CUDA (written, not measured here): inductor's ``max_autotune`` with CUDA graphs.
-
-bfloat16 is no gain on this CPU (no AVX512-BF16: 0.15x eager), which is one more reason it
-is never chosen by default.
+what pays on the device: on CPU channels_last (oneDNN's convs are fastest in it) and
+``torch.compile`` by inductor with freezing (the weights become constants, so inductor folds
+them and prepacks the convs' weights); on CUDA also inductor's ``max_autotune`` with CUDA
+graphs (written, not measured here). The first call of each input shape compiles.
+``benchmarks/deploy_speed.py`` measures every path side by side; docs/deploy.md has its
+numbers. On CPUs without AVX512-BF16 (such as the project's) bfloat16 autocast is several
+times slower than float32.
 
 Float32 stays exact: the compiled model differs from the eager one by float rounding only
 (about 5e-7 relative to the largest output for the ResNet-50-sized models). Reduced precision

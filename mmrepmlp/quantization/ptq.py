@@ -4,21 +4,13 @@ backend (torchao's ``X86InductorQuantizer``, ``prepare_pt2e``, ``convert_pt2e``,
 
 Why PT2E rather than ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
 activations): both ran cleanly on the project's CPU (2 cores, AVX2 without VNNI), but only
-PT2E made int8 pay. Light g=8 at batch 8, 224x224, interleaved rounds of one run: PyTorch
-float32 (``optimize_for_inference``) 16.4 images/s, ONNX Runtime float32 18.0 and ONNX
-Runtime int8 12.6 (0.7x its own float32), PT2E int8 22.2 with FC3 still in float32; with FC3
-quantized too (below), ``benchmarks/deploy_speed.py`` measured PT2E int8 at 30.1 images/s
-against 17.9 for compiled float32 (1.68x) and 21.3 for ONNX Runtime float32 (1.41x), and
-ResNet-50 at 27.1 against 14.0 (1.9x). PT2E also keeps the model a PyTorch module behind the
-``BaseModel`` interface, and its weight scheme is the one the quantization-aware training
-reproduces (:mod:`mmrepmlp.quantization.fake_quant`).
-
-Without VNNI the int8 gain is smaller for the FCs than for the convs (a 1024x1024 groupwise
-FC with 2 groups: 38 GMAC/s in int8 vs 33 in float32), and on the small pure-MLP digits
-model at batch 64, where the quantize/dequantize steps around the partitioning copies weigh
-more, int8 ran at 0.7x the compiled float32 model. CPUs with VNNI or AMX should gain more
-(not measured here). Without VNNI activations are 7-bit (``reduce_range``), as the
-quantizer requires.
+PT2E made int8 faster than float32 there (ONNX Runtime's int8 model ran at about 0.7x its own
+float32 model, measured ad hoc); PT2E also keeps the model a PyTorch module behind the
+``BaseModel`` interface, and its weight scheme is the one quantization-aware training
+reproduces exactly (:mod:`mmrepmlp.quantization.fake_quant`). ``benchmarks/deploy_speed.py``
+measures int8 beside every float32 path (docs/deploy.md). Without VNNI activations are
+7-bit (``reduce_range``), as the quantizer requires there; CPUs with VNNI or AMX should gain
+more (not measured here).
 
 What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel``, of its
 backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
