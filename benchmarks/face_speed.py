@@ -17,12 +17,13 @@ import os
 import torch
 from mmengine.logging import MMLogger
 
-from mmrepmlp.analysis import count_flops, count_params
+from mmrepmlp.analysis import count_params
 from mmrepmlp.apis.benchmark import (
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
     machine_line,
+    model_flops,
     time_models,
 )
 from mmrepmlp.utils import find_repo_file
@@ -62,8 +63,7 @@ def main(argv=None):
     print('| model | batch | params | GFLOPs (all) | GMACs (conv/FC) | images/s | '
           'vs MobileFaceNet |')
     print('|---|---:|---:|---:|---:|---:|---:|')
-    flops = {m.name: (count_flops(m.model, m.input_shape),
-                      count_flops(m.model, m.input_shape, conv_fc_only=True)) for m in models}
+    flops = model_flops(models)
     rows = []
     for batch in args.batches:
         results = {r.name: r for r in time_models(models, batch, args.warmup, args.rounds,

@@ -25,12 +25,12 @@ import os
 import torch
 from mmengine.logging import MMLogger
 
-from mmrepmlp.analysis import count_flops
 from mmrepmlp.apis.benchmark import (
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
     machine_line,
+    model_flops,
     time_models,
 )
 from mmrepmlp.utils import find_repo_file
@@ -70,8 +70,7 @@ def model_specs(size):
 def measure_size(size, args):
     """``(name, size, batch, params, flops, conv/FC MACs, images/s, speed vs baseline)`` rows."""
     models = build_benchmark_models(model_specs(size), device=args.device)
-    flops = {m.name: (count_flops(m.model, m.input_shape),
-                      count_flops(m.model, m.input_shape, conv_fc_only=True)) for m in models}
+    flops = model_flops(models)
     rows = []
     for batch in args.batches:
         results = {r.name: r for r in time_models(models, batch, args.warmup, args.rounds,

@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from ..analysis import count_params, measure_interleaved
+from ..analysis import count_flops, count_params, measure_interleaved
 from ..utils.errors import ToolError
 from .build import (
     build_model,
@@ -167,6 +167,13 @@ def format_results(results):
         lines.append(f'ratio {first.name} / {second.name}: '
                      f'{first.images_per_s / second.images_per_s:.3f}x images/s')
     return '\n'.join(lines)
+
+
+def model_flops(models):
+    """``{name: (FLOPs of every layer, MACs of convs and FCs)}`` of built
+    :class:`BenchmarkModel` s, for one image of their input shape."""
+    return {m.name: (count_flops(m.model, m.input_shape),
+                     count_flops(m.model, m.input_shape, conv_fc_only=True)) for m in models}
 
 
 def add_timing_args(parser, batches, rounds, warmup):
