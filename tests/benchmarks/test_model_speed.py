@@ -45,10 +45,11 @@ def test_quick_run_prints_every_measurement_and_the_ratios():
     # layers, their FC3 matmuls alone, the matmuls' rate and the ceiling they set.
     breakdown = out[out.index('# deploy time breakdown'):]
     base_whole, base_replaced, _, *base_repmlp = table_row(breakdown, 'res50-base')
-    assert float(base_whole) > float(base_replaced) > 0 and base_repmlp == ['-'] * 4
+    # timings of one quick round: positive, not ordered (a shared machine can reorder them)
+    assert float(base_whole) > 0 and float(base_replaced) > 0 and base_repmlp == ['-'] * 4
     light_whole, light_replaced, _, light_repmlp, fc3_ms, gmacs, ceiling = table_row(
         breakdown, 'res50-light-g8')
-    assert float(light_whole) > float(light_replaced) > 0
+    assert float(light_whole) > 0 and float(light_replaced) > 0
     float(light_repmlp)  # a number (a difference of two timings: its sign is not asserted)
     assert float(fc3_ms) > 0 and float(gmacs) > 0 and float(ceiling.rstrip('x')) > 0
     assert re.search(r'^# for scale, in the same rounds: .* runs at \d+ GMAC/s$', breakdown,
