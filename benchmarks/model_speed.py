@@ -331,7 +331,8 @@ def print_breakdown(split, sgemm_rate, args):
           'rounds (ms); "replaced blocks" = the RepMLP blocks\' positions; "FC3 alone" = '
           'their FC3 matmuls timed alone; "ceiling" = ResNet-50 / (ResNet-50\'s rest + '
           'replaced blocks - RepMLP layers + FC3 alone), an estimate of the deploy ratio if '
-          'everything in the RepMLP layers but the matmuls were free')
+          'everything in the RepMLP layers but the matmuls were free ("noisy" where the '
+          'timings\' noise left that sum without a positive time)')
     print('| model | whole | replaced blocks | rest | RepMLP layers in them | FC3 alone '
           '| FC3 GMAC/s | ceiling vs ResNet-50 |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|')
@@ -339,9 +340,12 @@ def print_breakdown(split, sgemm_rate, args):
         if t['repmlp'] is None:
             extra = '- | - | - | -'
         else:
-            ceiling = base['whole'] / (base_rest + t['replaced'] - t['repmlp'] + t['fc3'])
+            # A sum of differences of timings: noise larger than the rest of the network
+            # leaves no positive time, and then no ratio to print.
+            estimate = base_rest + t['replaced'] - t['repmlp'] + t['fc3']
+            ceiling = f'{base["whole"] / estimate:.2f}x' if estimate > 0 else 'noisy'
             extra = (f'{t["repmlp"] * 1e3:.1f} | {t["fc3"] * 1e3:.1f} '
-                     f'| {t["fc3_macs"] / t["fc3"] / 1e9:.0f} | {ceiling:.2f}x')
+                     f'| {t["fc3_macs"] / t["fc3"] / 1e9:.0f} | {ceiling}')
         print(f'| {name} | {t["whole"] * 1e3:.1f} | {t["replaced"] * 1e3:.1f} '
               f'| {(t["whole"] - t["replaced"]) * 1e3:.1f} | {extra} |')
     print(f'# for scale, in the same rounds: a {SGEMM_SIZE}x{SGEMM_SIZE} by {SGEMM_SIZE}x'
