@@ -13,6 +13,11 @@ the paths are:
 - ``onnxruntime`` / ``pt2``: the artifacts of :mod:`mmrepmlp.apis.export` (an ONNX file run
   by onnxruntime on the CPU, an AOTInductor package), float32.
 
+With ``--official-v1 DIR`` (a checkout of the official RepMLP v1 code, the commit before its
+RepMLPNet rewrite, which holds ``repmlp_resnet.py``), every model is also run as the official
+code's deploy model in eager mode, ``official-v1``, holding the same weights (copied through
+the official importer's key mapping, outputs checked equal before timing).
+
 Per batch size, the first call of every path is timed alone (for the compiled paths it
 includes the compilation, for the exported ones the export); for the exported ones also what
 a deployment pays at start: loading the written artifact and its first call. Then all paths
@@ -23,7 +28,7 @@ never asserted; the project's targets (CPU, batch 8, 224x224) are printed beside
 
     python benchmarks/deploy_speed.py [--batches 1 8] [--threads 2] [--rounds 5]
         [--warmup 2] [--presets res50-light-g8 ...] [--paths eager optimized ...]
-        [--device cpu|cuda] [--quick]
+        [--device cpu|cuda] [--official-v1 DIR] [--quick]
 
 ``--quick`` (CI, about a minute on two cores) times a two-RepMLP cut of the pure-MLP digits
 model at batch 2, one round, on the paths that do not export.
@@ -50,6 +55,7 @@ from mmrepmlp.apis.benchmark import (
 )
 from mmrepmlp.apis.build import forward_raw
 from mmrepmlp.apis.inference import optimize_for_inference
+from mmrepmlp.models.official_import import official_key_to_mmrepmlp
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINE = 'res50-base'
@@ -75,6 +81,19 @@ TARGETS = {
     'res50-g8g8': ('best float32 vs ResNet-50\'s best float32', 1.0),
 }
 INT8_TARGET = ('res50-light-g8', 1.5)
+OFFICIAL_TARGET = 2.0  # every RepMLP preset's best float32 path vs the official v1 code
+OFFICIAL_PATH = 'official-v1'
+# The official v1 code's RepMLPResNet arguments of each preset (its create_* functions).
+OFFICIAL_ARGUMENTS = dict(num_blocks=[3, 4, 6, 3], num_classes=1000, h=7, w=7,
+                          reparam_conv_k=(1, 3, 5), fc1_fc2_reduction=1, bottleneck_r=(2, 4),
+                          deploy=True)
+OFFICIAL_PRESETS = {
+    'res50-base': dict(block_type='base', fc3_groups=1),
+    'res50-light-g8': dict(block_type='light', fc3_groups=8),
+    'res50-light-g4': dict(block_type='light', fc3_groups=4),
+    'res50-g8g8': dict(block_type='bottleneck', fc3_groups=8),
+}
+OFFICIAL_TOLERANCE = 1e-4  # largest relative difference of the two implementations' logits
 
 
 def parse_args(argv=None):
@@ -86,6 +105,10 @@ def parse_args(argv=None):
     parser.add_argument('--paths', nargs='+', choices=PATHS, default=None,
                         help='paths to time (default: all; on CUDA without int8 and the '
                         'exported ones)')
+    parser.add_argument('--official-v1', metavar='DIR',
+                        help='also time the official v1 code\'s deploy models from this checkout '
+                        'of github.com/DingXiaoH/RepMLP (the commit before the RepMLPNet '
+                        'rewrite, with repmlp_resnet.py)')
     args = parser.parse_args(argv)
     args.device = resolve_device(args.device)
     if args.paths is None:
@@ -96,6 +119,16 @@ def parse_args(argv=None):
         args.batches, args.rounds, args.warmup, args.img_size = [2], 1, 1, 32
     if min(*args.batches, args.rounds, args.threads) < 1 or args.warmup < 0:
         parser.error('--batches, --rounds and --threads must be >= 1 and --warmup >= 0')
+    if args.official_v1:
+        unknown = set([BASELINE, *args.presets]) - set(OFFICIAL_PRESETS)
+        if args.quick or unknown:
+            parser.error('--official-v1 times the 224x224 ImageNet presets '
+                         f'{", ".join(OFFICIAL_PRESETS)}; drop --quick and other presets')
+        if not osp.isfile(osp.join(args.official_v1, 'repmlp_resnet.py')):
+            parser.error(f'--official-v1 {args.official_v1}: no repmlp_resnet.py there; give a '
+                         'checkout of github.com/DingXiaoH/RepMLP at the commit before its '
+                         'RepMLPNet rewrite (git checkout 82c0ea6~1)')
+        args.paths.append(OFFICIAL_PATH)
     return args
 
 
@@ -162,18 +195,52 @@ def load_artifact(path, target):
     return lambda inputs: session.run(None, {name: inputs.numpy()})
 
 
+def official_twins(models, args):
+    """Name -> the official v1 code's deploy model of that preset, holding the same weights.
+
+    The weights go through the official importer's key mapping backwards: every official key
+    is renamed as the importer renames it and takes the mmrepmlp tensor of that name.
+    """
+    sys.path.insert(0, osp.abspath(args.official_v1))
+    import repmlp_resnet
+
+    twins = {}
+    for entry in models:
+        official = repmlp_resnet.RepMLPResNet(img_H=args.img_size, img_W=args.img_size,
+                                              **OFFICIAL_ARGUMENTS, **OFFICIAL_PRESETS[entry.name])
+        ours = entry.model.state_dict()
+        official.load_state_dict({
+            key: ours[official_key_to_mmrepmlp(key)].reshape(tensor.shape)
+            for key, tensor in official.state_dict().items()})
+        official = official.eval().to(args.device)
+        example = torch.randn(2, *entry.input_shape, device=args.device)
+        with torch.no_grad():
+            expected, actual = forward_raw(entry.model, example), official(example)
+        difference = ((actual - expected).abs().max() / expected.abs().max()).item()
+        if not difference <= OFFICIAL_TOLERANCE:
+            sys.exit(f'the official v1 {entry.name} computes something else than mmrepmlp\'s '
+                     f'with the same weights (largest relative difference {difference:.1e}); '
+                     'is the checkout the v1 code?')
+        print(f'# official v1 {entry.name}: same weights, largest relative difference of the '
+              f'logits {difference:.1e}', file=sys.stderr, flush=True)
+        twins[entry.name] = official
+    return twins
+
+
 # ---------------------------------------------------------------------------- measuring
-def measure(models, batch, args, workdir):
+def measure(models, twins, batch, args, workdir):
     """Per ``(model name, path)`` at ``batch``: seconds of the first call (building the path
-    included), of loading an exported artifact and its first call, and of a steady step."""
+    included), of loading an exported artifact and its first call, and of a steady step.
+    ``twins``: the official v1 models by name, for the ``official-v1`` path."""
     steps, first_call, load_call = {}, {}, {}
     for entry in models:
         example = torch.randn(batch, *entry.input_shape, device=args.device)
         for path in args.paths:
             key = entry.name, path
-            first_call[key], run = timed_first_call(
-                functools.partial(build_path, path, entry.model, example, args.device,
-                                  workdir), example, args.device)
+            build = (functools.partial(twins.get, entry.name) if path == OFFICIAL_PATH else
+                     functools.partial(build_path, path, entry.model, example, args.device,
+                                       workdir))
+            first_call[key], run = timed_first_call(build, example, args.device)
             if path in EXPORTED_PATHS:
                 target = artifact_path(path, entry.model, example, workdir)
                 load_call[key], run = timed_first_call(
@@ -241,22 +308,29 @@ def print_report(names, batch, first_call, load_call, seconds, args):
                 f'float32')
         if 'int8' in paths:
             line += f'; int8 {s / seconds[name, "int8"]:.2f}x its best float32'
+        if OFFICIAL_PATH in paths:
+            line += (f'; {seconds[name, OFFICIAL_PATH] / s:.2f}x the official v1 deploy model '
+                     '(eager, same weights)')
         print(line)
-        print_targets(name, batch, base_s / s, s / seconds.get((name, 'int8'), float('nan')),
-                      args)
+        print_targets(name, batch, seconds, s, base_s / s, args)
 
 
-def print_targets(name, batch, float_ratio, int8_ratio, args):
+def print_targets(name, batch, seconds, best_s, float_ratio, args):
+    """The project's targets for model ``name``, whose best float32 step takes ``best_s``."""
     if batch != 8 or args.device.type != 'cpu' or args.img_size != 224 or args.quick:
         return
+    targets = []
     if name in TARGETS:
-        what, bound = TARGETS[name]
-        print(f'target {name} {what}: {float_ratio:.2f} (target >= {bound}) '
-              f'{"met" if float_ratio >= bound else "NOT met"}')
+        targets.append((*TARGETS[name], float_ratio))
     if name == INT8_TARGET[0] and 'int8' in args.paths:
-        bound = INT8_TARGET[1]
-        print(f'target {name} int8 vs its best float32: {int8_ratio:.2f} (target >= {bound}) '
-              f'{"met" if int8_ratio >= bound else "NOT met"}')
+        targets.append(('int8 vs its best float32', INT8_TARGET[1],
+                        best_s / seconds[name, 'int8']))
+    if OFFICIAL_PATH in args.paths:
+        targets.append(('best float32 vs the official v1 deploy model in eager mode',
+                        OFFICIAL_TARGET, seconds[name, OFFICIAL_PATH] / best_s))
+    for what, bound, value in targets:
+        print(f'target {name} {what}: {value:.2f} (target >= {bound}) '
+              f'{"met" if value >= bound else "NOT met"}')
 
 
 def main(argv=None):
@@ -269,10 +343,11 @@ def main(argv=None):
     torch.manual_seed(0)
     models = build_benchmark_models(model_specs(args), device=args.device)
     names = [entry.name for entry in models]
+    twins = official_twins(models, args) if args.official_v1 else {}
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for batch in args.batches:
-            first_call, load_call, seconds = measure(models, batch, args, workdir)
+            first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
             print_report(names, batch, first_call, load_call, seconds, args)
             results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
     print(f'# load average {os.getloadavg()[0]:.2f} after')

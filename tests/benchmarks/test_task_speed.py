@@ -1,5 +1,6 @@
 """benchmarks/seg_speed.py, face_speed.py and deploy_speed.py: their CI modes run end to end
 and measure every model. No timing is asserted; the sizes and counts are checked."""
+import pytest
 from helpers_tools import load_script
 
 
@@ -39,3 +40,27 @@ def test_deploy_benchmark_quick_mode_times_every_path(capsys):
                for path in paths)
     assert list(timings['load_call']) == [(name, 'onnxruntime')]  # loaded from its file
     assert f'| {name} | ' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--official-v1', 'DIR'], 'no repmlp_resnet.py there'),
+    (['--official-v1', 'DIR', '--quick'], 'drop --quick'),
+    (['--official-v1', 'DIR', '--presets', 'res50-g8g8-320'], 'drop --quick and other presets'),
+])
+def test_deploy_benchmark_official_comparison_needs_the_v1_code(argv, message, tmp_path,
+                                                                 capsys):
+    """The official v1 code is the user's checkout: a folder without it, or models it has no
+    counterpart of, are refused before anything is built."""
+    (tmp_path / 'repmlpnet.py').write_text('')  # the later RepMLPNet code, not v1
+    argv = [str(tmp_path) if arg == 'DIR' else arg for arg in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('benchmarks/deploy_speed.py').parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_deploy_benchmark_official_comparison_adds_its_path(tmp_path):
+    (tmp_path / 'repmlp_resnet.py').write_text('')
+    args = load_script('benchmarks/deploy_speed.py').parse_args(
+        ['--official-v1', str(tmp_path), '--paths', 'eager', 'optimized'])
+    assert args.paths == ['eager', 'optimized', 'official-v1']
