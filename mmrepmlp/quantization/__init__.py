@@ -11,10 +11,10 @@
 """
 from .bn_recovery import FC3WithBN, fuse_fc3_bn, insert_fc3_bn
 from .fake_quant import fake_quantize_weight, fake_quantized_deploy_fcs, int8_weight_scale
-from .ptq import ConvGroupwiseFC, Int8Network, calibration_inputs, int8_weights, quantize_int8
+from .ptq import Int8Network, SplitGroupwiseFC, calibration_inputs, int8_weights, quantize_int8
 
 __all__ = [
-    'quantize_int8', 'int8_weights', 'calibration_inputs', 'Int8Network', 'ConvGroupwiseFC',
+    'quantize_int8', 'int8_weights', 'calibration_inputs', 'Int8Network', 'SplitGroupwiseFC',
     'fake_quantize_weight', 'fake_quantized_deploy_fcs', 'int8_weight_scale', 'insert_fc3_bn',
     'fuse_fc3_bn', 'FC3WithBN'
 ]

@@ -9,13 +9,14 @@ float32 model, measured ad hoc); PT2E also keeps the model a PyTorch module behi
 ``BaseModel`` interface, and its weight scheme is the one quantization-aware training
 reproduces exactly (:mod:`mmrepmlp.quantization.fake_quant`). ``benchmarks/deploy_speed.py``
 measures int8 beside every float32 path (docs/deploy.md). Without VNNI activations are
-7-bit (``reduce_range``), as the quantizer requires there; CPUs with VNNI or AMX should gain
-more (not measured here).
+7-bit (``reduce_range``), as the quantizer requires there.
 
 What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel``, of its
 backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
-groupwise FC3 is handed to the quantizer as the grouped 1x1 conv it equals: in its
-batched-matmul form (``bmm``) the quantizer would leave it in float32.
+groupwise FC3 is handed to the quantizer as one FC per group (:class:`SplitGroupwiseFC`): in
+its batched-matmul form (``bmm``) the quantizer would leave it in float32, and as the
+grouped 1x1 conv it also equals, oneDNN's int8 kernel ran 1.5-7x slower than the FCs on
+RepMLP-Res50's FC3 shapes (measured ad hoc on an AMX CPU).
 """
 import copy
 import functools
@@ -25,22 +26,28 @@ import torch
 import torch.nn as nn
 
 
-class ConvGroupwiseFC(nn.Module):
-    """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the grouped 1x1 conv it equals
-    (``conv``, a plain ``nn.Conv2d``: what the int8 quantizer recognizes); same calls
+class SplitGroupwiseFC(nn.Module):
+    """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the one FC per group it equals
+    (``fcs``, plain ``nn.Linear`` layers: what the int8 quantizer recognizes); same calls
     (``forward``, ``features_first``), same results."""
 
     def __init__(self, fc):
         super().__init__()
-        self.conv = nn.Conv2d(fc.in_features, fc.out_features, 1, groups=fc.groups,
-                              bias=fc.bias is not None, device='meta')
-        self.conv.weight = nn.Parameter(fc.weight.detach().reshape(*fc.weight.shape, 1, 1))
-        if fc.bias is not None:
-            self.conv.bias = nn.Parameter(fc.bias.detach())
+        weights = fc.weight.detach().chunk(fc.groups)
+        biases = fc.bias.detach().chunk(fc.groups) if fc.bias is not None else [None] * len(
+            weights)
+        self.fcs = nn.ModuleList()
+        for weight, bias in zip(weights, biases):
+            linear = nn.Linear(*weight.shape[::-1], bias=bias is not None, device='meta')
+            linear.weight = nn.Parameter(weight)
+            if bias is not None:
+                linear.bias = nn.Parameter(bias)
+            self.fcs.append(linear)
 
     def forward(self, x):
         """``(N, in_features)`` -> ``(N, out_features)``."""
-        return self.conv(x.reshape(*x.shape, 1, 1)).flatten(1)
+        parts = x.chunk(len(self.fcs), dim=1)
+        return torch.cat([linear(part) for linear, part in zip(self.fcs, parts)], dim=1)
 
     def features_first(self, x):
         """``(N, in_features)`` -> ``(out_features, N)``."""
@@ -115,7 +122,7 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     converted = convert_model(quantized, log=lambda line: None)
     inputs = calibration_inputs(quantized, calibration, max_batches)
     name, network = _network(quantized)
-    swapped = _as_grouped_convs(network)
+    swapped = _as_split_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
     exported = torch.export.export(network, (inputs[0], ),
                                    dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
@@ -129,7 +136,7 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     else:
         setattr(quantized, name, int8)
     log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
-        f'{len(swapped)} groupwise FCs quantized as grouped 1x1 convs; calibrated on '
+        f'{len(swapped)} groupwise FCs quantized as one FC per group; calibrated on '
         f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images); '
         f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
         f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
@@ -185,9 +192,9 @@ def _network(model):
     return ('backbone', model.backbone) if isinstance(model, BaseModel) else (None, model)
 
 
-def _as_grouped_convs(network):
+def _as_split_fcs(network):
     """Replace every groupwise FC of ``network`` with more than one group by its
-    :class:`ConvGroupwiseFC`, in place; returns their names."""
+    :class:`SplitGroupwiseFC`, in place; returns their names."""
     from ..models.layers import GroupwiseFC
 
     names = [name for name, module in network.named_modules()
@@ -195,7 +202,7 @@ def _as_grouped_convs(network):
     for name in names:
         parent, _, attribute = name.rpartition('.')
         owner = network.get_submodule(parent)
-        setattr(owner, attribute, ConvGroupwiseFC(getattr(owner, attribute)))
+        setattr(owner, attribute, SplitGroupwiseFC(getattr(owner, attribute)))
     return names
 
 
@@ -204,7 +211,7 @@ def int8_weights(model):
 
     Returns:
         dict[str, Tensor]: the name each conv or FC has in the float model -> its dequantized
-        weight (a groupwise FC3: the ``(O, C // g, 1, 1)`` weight of its grouped conv).
+        weight (a groupwise FC3: its ``(O, C // g)`` weight, the FCs of its groups stacked).
     """
     weights = {}
     for prefix, module in model.named_modules():
@@ -217,7 +224,7 @@ def int8_weights(model):
 def _graph_int8_weights(graph_module):
     dequantize = torch.ops.quantized_decomposed.dequantize_per_channel.default
     layers = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
-    weights = {}
+    parts = {}  # layer name -> [(group, weight)]: one entry, or a split FC's groups
     for node in graph_module.graph.nodes:
         weight = node.args[1] if node.target in layers else None
         if getattr(weight, 'target', None) is not dequantize:
@@ -225,15 +232,18 @@ def _graph_int8_weights(graph_module):
         int8, scale, zero_point = (functools.reduce(getattr, arg.target.split('.'),
                                                     graph_module) for arg in weight.args[:3])
         shape = (-1, *([1] * (int8.dim() - 1)))
-        weights[_layer_name(node)] = (int8.float() - zero_point.reshape(shape)) * scale.reshape(
-            shape)
-    return weights
+        name, group = _layer_name(node)
+        parts.setdefault(name, []).append(
+            (group, (int8.float() - zero_point.reshape(shape)) * scale.reshape(shape)))
+    return {name: torch.cat([weight for _, weight in sorted(groups, key=lambda g: g[0])])
+            for name, groups in parts.items()}
 
 
 def _layer_name(node):
-    """The float model's name of the layer a conv or FC node comes from: the innermost module,
-    but a :class:`ConvGroupwiseFC` for its conv (it replaced the groupwise FC of that name)."""
+    """``(name, group)``: the float model's name of the layer a conv or FC node comes from
+    (the innermost module) and group 0; for an FC of a :class:`SplitGroupwiseFC`, the name of
+    the groupwise FC it replaced and the FC's group."""
     stack = list(node.meta['nn_module_stack'].values())
-    if len(stack) > 1 and stack[-2][1].endswith(ConvGroupwiseFC.__qualname__):
-        return stack[-2][0]
-    return stack[-1][0]
+    if len(stack) > 1 and stack[-2][1].endswith(SplitGroupwiseFC.__qualname__):
+        return stack[-2][0], int(stack[-1][0].rpartition('.')[2])
+    return stack[-1][0], 0

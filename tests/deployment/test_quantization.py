@@ -22,6 +22,7 @@ from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.models.layers import GroupwiseFC
 from mmrepmlp.quantization import (
     FC3WithBN,
+    SplitGroupwiseFC,
     fake_quantize_weight,
     fake_quantized_deploy_fcs,
     fuse_fc3_bn,
@@ -112,6 +113,18 @@ def test_qat_trains_the_kernels_the_int8_model_gets(digits, tmp_path):
     print(f'digits top-1 after 4 QAT iterations: fake-quantized {qat_accuracy:.2f}%, int8 '
           f'{int8_accuracy:.2f}%')
     assert abs(int8_accuracy - qat_accuracy) <= 1.0
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_split_groupwise_fc_computes_the_groupwise_fc(bias):
+    """What int8 quantizes in place of a groupwise FC3: one FC per group, the same function."""
+    fc = GroupwiseFC(12, 8, groups=4, bias=bias).eval()
+    x = torch.randn(5, 12)
+    split = SplitGroupwiseFC(fc)
+    assert [tuple(linear.weight.shape) for linear in split.fcs] == [(2, 3)] * 4
+    with torch.no_grad():
+        assert relative_difference(split(x), fc(x)) <= 1e-6
+        assert relative_difference(split.features_first(x), fc.features_first(x)) <= 1e-6
 
 
 def test_quant_aware_must_be_a_bool():
