@@ -71,32 +71,27 @@ def test_bad_options_name_the_problem(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_breakdown_ceiling_counts_only_the_fc3_matmuls_of_the_repmlp_layers(capsys):
+@pytest.mark.parametrize('base_replaced, light, row', [
     # ResNet-50: 300 ms, 100 of them in the replaced blocks (rest 200). The RepMLP model's
-    # replaced blocks take 60 ms, 30 of them in RepMLP layers whose FC3 matmuls alone take 20:
-    # with the rest at 200 ms, free non-matmul work would give 300 / (200 + 60 - 30 + 20).
+    # replaced blocks take 60 ms, 30 of them in RepMLP layers whose FC3 matmuls alone take
+    # 20: with the rest at 200 ms, free non-matmul work would give 300 / (200 + 60 - 30 + 20).
     # Its own rest (215 ms) is noise of the run and does not enter the ceiling.
+    (0.100, dict(whole=0.275, replaced=0.060, repmlp=0.030, fc3=0.020),
+     ['275.0', '60.0', '215.0', '30.0', '20.0', '75', '1.20x']),
+    # ResNet-50's replaced blocks timed alone (350 ms) outlast the whole network: its rest is
+    # -50 ms, and -50 + 20 - 10 + 5 ms is no time a ratio can be taken over.
+    (0.350, dict(whole=0.275, replaced=0.020, repmlp=0.010, fc3=0.005),
+     ['275.0', '20.0', '255.0', '10.0', '5.0', '300', 'noisy']),
+])
+def test_breakdown_ceiling_counts_only_fc3_matmuls_or_says_noisy(
+        base_replaced, light, row, capsys):
     split = {
-        'res50-base': dict(whole=0.300, replaced=0.100, repmlp=None, fc3=None, fc3_macs=None),
-        'res50-light-g8': dict(whole=0.275, replaced=0.060, repmlp=0.030, fc3=0.020,
-                               fc3_macs=1.5e9),
+        'res50-base': dict(whole=0.300, replaced=base_replaced, repmlp=None, fc3=None,
+                           fc3_macs=None),
+        'res50-light-g8': dict(**light, fc3_macs=1.5e9),
     }
     script = load_script('benchmarks/model_speed.py')
     script.print_breakdown(split, 80e9, script.parse_args(['--breakdown']))
     out = capsys.readouterr().out
-    assert table_row(out, 'res50-light-g8') == ['275.0', '60.0', '215.0', '30.0', '20.0', '75',
-                                                '1.20x']
+    assert table_row(out, 'res50-light-g8') == row
     assert 'runs at 80 GMAC/s' in out
-
-
-def test_breakdown_ceiling_says_noisy_when_the_timings_leave_no_positive_time(capsys):
-    # ResNet-50's replaced blocks timed alone (0.35 s) outlast the whole network (0.30 s):
-    # its rest is -50 ms, and -50 + 20 - 10 + 5 ms is no time a ratio can be taken over.
-    split = {
-        'res50-base': dict(whole=0.300, replaced=0.350, repmlp=None, fc3=None, fc3_macs=None),
-        'res50-light-g8': dict(whole=0.275, replaced=0.020, repmlp=0.010, fc3=0.005,
-                               fc3_macs=1.5e9),
-    }
-    script = load_script('benchmarks/model_speed.py')
-    script.print_breakdown(split, 80e9, script.parse_args(['--breakdown']))
-    assert table_row(capsys.readouterr().out, 'res50-light-g8')[-1] == 'noisy'
