@@ -121,9 +121,10 @@ def parse_args(argv=None):
         parser.error('--batches, --rounds and --threads must be >= 1 and --warmup >= 0')
     if args.official_v1:
         unknown = set([BASELINE, *args.presets]) - set(OFFICIAL_PRESETS)
-        if args.quick or unknown:
+        if args.quick or unknown or args.img_size != 224:
             parser.error('--official-v1 times the 224x224 ImageNet presets '
-                         f'{", ".join(OFFICIAL_PRESETS)}; drop --quick and other presets')
+                         f'{", ".join(OFFICIAL_PRESETS)}; drop --quick, --img-size and other '
+                         'presets')
         if not osp.isfile(osp.join(args.official_v1, 'repmlp_resnet.py')):
             parser.error(f'--official-v1 {args.official_v1}: no repmlp_resnet.py there; give a '
                          'checkout of github.com/DingXiaoH/RepMLP at the commit before its '

@@ -45,7 +45,8 @@ def test_deploy_benchmark_quick_mode_times_every_path(capsys):
 @pytest.mark.parametrize('argv, message', [
     (['--official-v1', 'DIR'], 'no repmlp_resnet.py there'),
     (['--official-v1', 'DIR', '--quick'], 'drop --quick'),
-    (['--official-v1', 'DIR', '--presets', 'res50-g8g8-320'], 'drop --quick and other presets'),
+    (['--official-v1', 'DIR', '--presets', 'res50-g8g8-320'], 'other presets'),
+    (['--official-v1', 'DIR', '--img-size', '320'], 'drop --quick, --img-size'),
 ])
 def test_deploy_benchmark_official_comparison_needs_the_v1_code(argv, message, tmp_path,
                                                                  capsys):
