@@ -14,10 +14,14 @@ from hypothesis import strategies as st
 
 from mmrepmlp.models import RepMLPBlock, RepMLPResNet
 
-SETTINGS = settings(max_examples=80, deadline=None,
+# derandomize: CI draws the same examples every run, so a red run can be rerun and a green
+# one stays green; widen max_examples locally to search further.
+SETTINGS = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 NORMS = [dict(type='BN'), dict(type='SyncBN')]
-BAD_NORMS = [dict(type='LN'), dict(type='GN', num_groups=1), dict(type='Bogus'), 'BN', None]
+# None is the backbone's default (BN), but no norm config for the block.
+BACKBONE_BAD_NORMS = [dict(type='LN'), dict(type='GN', num_groups=1), dict(type='Bogus'), 'BN']
+BAD_NORMS = [*BACKBONE_BAD_NORMS, None]
 BAD_INTS = [0, -3, 4.0, '4', True, None]
 BAD_FLAGS = ['no', 0, 1, None]
 
@@ -121,7 +125,7 @@ def backbone_arguments(draw):
         'img_size': [64.0, (32, ), 0], 'in_channels': BAD_INTS, 'deep_stem': BAD_FLAGS,
         'out_indices': [(4, ), (), (0.0, ), '0'], 'strides': ['1222', (1, 2, 2), (1, 0, 2, 2)],
         'dilations': [(1, 1, 0, 1), 2], 'contract_dilation': BAD_FLAGS,
-        'frozen_stages': [-2, 5, 1.0], 'norm_eval': BAD_FLAGS, 'norm_cfg': BAD_NORMS,
+        'frozen_stages': [-2, 5, 1.0], 'norm_eval': BAD_FLAGS, 'norm_cfg': BACKBONE_BAD_NORMS,
         'with_cp': BAD_FLAGS, 'deploy': BAD_FLAGS,
     }
     arch_mistakes = {'widths': [(16, '32', 64, 128), (16, -32, 64, 128), (16, 32, 64)],
