@@ -127,6 +127,11 @@ def official_state_dict(name):
     return state_dict
 
 
+def relative_difference(actual, expected):
+    """Max absolute difference over the largest magnitude of ``expected``."""
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
 def assert_same_state(actual, expected, where='state'):
     """Nested dicts/lists of tensors and plain values are equal, tensors exactly."""
     if isinstance(expected, torch.Tensor):

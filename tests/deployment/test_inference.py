@@ -15,6 +15,7 @@ from helpers_tools import (
     TINY_SEG_CONFIG,
     make_image_folders,
     make_segmentation_folders,
+    relative_difference,
     run_tool,
     write_config,
 )
@@ -28,11 +29,6 @@ from mmrepmlp.apis.inference import optimize_for_inference
 from mmrepmlp.reparam import randomize_norm_layers
 
 TOLERANCE = 1e-5
-
-
-def relative_difference(actual, expected):
-    """Max absolute difference over the largest magnitude of ``expected``."""
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers_tools import TINY_PURE_MLP_CONFIG
+from helpers_tools import TINY_PURE_MLP_CONFIG, relative_difference
 from mmengine.config import ConfigDict
 
 from mmrepmlp.apis.build import forward_raw, load_config
@@ -49,10 +49,6 @@ def digits(tmp_path_factory):
     runner = build_runner(cfg)
     model = runner.train().eval()
     return model, str(work_dir / f'epoch_{cfg.train_cfg.max_epochs}.pth'), runner
-
-
-def relative_difference(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 def repmlp_blocks(model):

@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+from helpers_tools import relative_difference
 from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
@@ -16,10 +17,6 @@ def make_block(dtype=torch.float64, seed=0, **kwargs):
                groups=2, local_kernels=(1, (3, 1), 3))
     cfg.update(kwargs)
     return randomize_norm_layers(RepMLPBlock(**cfg).to(dtype), seed=seed)
-
-
-def relative_error(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 # ------------------------------------------------------------------------------ structure
@@ -243,7 +240,7 @@ def test_matmul_and_grouped_conv_fc3_agree(groups, deploy):
     conv = make_block(dtype=torch.float32, groups=groups, deploy=deploy, fc_impl='conv').eval()
     conv.load_state_dict(matmul.state_dict())
     x = torch.randn(3, 4, 9, 10)
-    assert relative_error(matmul(x), conv(x)) <= 1e-5
+    assert relative_difference(matmul(x), conv(x)) <= 1e-5
 
 
 @pytest.mark.parametrize('momentum', [0.1, None])

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from helpers_tools import relative_difference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,8 +57,7 @@ def build(cfg, seed, dtype):
 
 
 def max_relative_error(actual, expected):
-    actual, expected = actual.double(), expected.double()
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
+    return relative_difference(actual.double(), expected.double())
 
 
 @pytest.mark.parametrize('dtype, tolerance', [(torch.float32, 1e-5), (torch.float64, 1e-10)])
