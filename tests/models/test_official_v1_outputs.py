@@ -11,7 +11,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers_tools import TESTS_DIR
+from helpers_tools import TESTS_DIR, relative_difference
 
 from mmrepmlp.models.blocks import RepMLPBottleneck, RepMLPLightBlock
 from mmrepmlp.models.official_import import convert_official_state_dict
@@ -50,24 +50,28 @@ def imported(official_state):
 
 
 def assert_close(actual, expected):
-    difference = (actual - expected).abs().max() / expected.abs().max()
+    difference = relative_difference(actual, expected)
     assert difference <= TOLERANCE, f'largest relative difference {difference:.1e}'
+
+
+def official_training_block(name):
+    """mmrepmlp's training-form block holding the official case's weights, in eval mode."""
+    block = mmrepmlp_block(name, deploy=False).eval()
+    block.load_state_dict(imported(CASES[name]['train_state']))  # strict: every tensor placed
+    return block
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_training_form_computes_what_the_official_one_does(name):
     case = CASES[name]
-    block = mmrepmlp_block(name, deploy=False).eval()
-    block.load_state_dict(imported(case['train_state']))  # strict: every tensor has its place
     with torch.no_grad():
-        assert_close(block(case['inputs']), case['train_output'])
+        assert_close(official_training_block(name)(case['inputs']), case['train_output'])
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_conversion_gives_the_official_deploy_weights_and_outputs(name):
     case = CASES[name]
-    block = mmrepmlp_block(name, deploy=False).eval()
-    block.load_state_dict(imported(case['train_state']))
+    block = official_training_block(name)
     block.switch_to_deploy()
     converted, official = block.state_dict(), imported(case['deploy_state'])
     assert converted.keys() == official.keys()

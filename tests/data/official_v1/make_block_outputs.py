@@ -6,16 +6,19 @@
 rewrite (``git checkout 82c0ea6~1``, the one with ``repmlp_resnet.py``); nothing of it is
 copied here, only its outputs. For a Light Block and a RepMLP Bottleneck of the official
 ``repmlp_blocks.py`` (small widths, 12x12 maps in 6x6 partitions, g = 4, K = 1, 3, 5), with
-random weights and BN statistics, the file holds per block: the constructor arguments, the
-training-form state dict, the state dict after the official ``repmlp_model_convert``, an
-input batch and both forms' outputs (eval mode). ``tests/models/test_official_v1_outputs.py``
-loads these weights into mmrepmlp's blocks through the official importer's key mapping.
+random weights and BN statistics (mmrepmlp's ``randomize_norm_layers``), the file holds per
+block: the constructor arguments, the training-form state dict, the state dict after the
+official ``repmlp_model_convert``, an input batch and both forms' outputs (eval mode).
+``tests/models/test_official_v1_outputs.py`` loads these weights into mmrepmlp's blocks
+through the official importer's key mapping.
 """
 import argparse
 import os.path as osp
 import sys
 
 import torch
+
+from mmrepmlp.reparam import randomize_norm_layers
 
 HERE = osp.dirname(osp.abspath(__file__))
 COMMON = dict(H=12, W=12, h=6, w=6, reparam_conv_k=(1, 3, 5), fc1_fc2_reduction=1,
@@ -25,16 +28,6 @@ BLOCKS = {
     'bottleneck': ('RepMLPBottleneckBlock',
                    dict(in_channels=32, mid_channels=16, out_channels=32, r=2)),
 }
-
-
-def randomize_batch_norms(module):
-    """BN weights and statistics away from their defaults, so that fusing them is tested."""
-    for bn in module.modules():
-        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
-            torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(bn.bias, -0.2, 0.2)
-            torch.nn.init.uniform_(bn.running_mean, -0.2, 0.2)
-            torch.nn.init.uniform_(bn.running_var, 0.5, 1.5)
 
 
 def main():
@@ -51,7 +44,7 @@ def main():
     for name, (class_name, arguments) in BLOCKS.items():
         arguments = {**arguments, **COMMON}
         block = getattr(repmlp_blocks, class_name)(**arguments, deploy=False).eval()
-        randomize_batch_norms(block)
+        randomize_norm_layers(block)  # BN statistics away from identities, so fusing shows
         inputs = torch.randn(2, arguments['in_channels'], arguments['H'], arguments['W'])
         deploy = repmlp.repmlp_model_convert(block, do_copy=True).eval()
         with torch.no_grad():
