@@ -34,8 +34,7 @@ class SplitGroupwiseFC(nn.Module):
     def __init__(self, fc):
         super().__init__()
         weights = fc.weight.detach().chunk(fc.groups)
-        biases = fc.bias.detach().chunk(fc.groups) if fc.bias is not None else [None] * len(
-            weights)
+        biases = fc.bias.detach().chunk(fc.groups) if fc.bias is not None else [None] * fc.groups
         self.fcs = nn.ModuleList()
         for weight, bias in zip(weights, biases):
             linear = nn.Linear(*weight.shape[::-1], bias=bias is not None, device='meta')
