@@ -1,14 +1,19 @@
-"""The error the command-line tools report as one line (and exit 1) instead of a traceback."""
+"""Errors that carry a one-line message naming the problem and the fix."""
 
 
-class ToolError(Exception):
-    """Bad input to a tool (missing file, corrupt checkpoint, config and checkpoint that do not
-    match, an option this machine cannot honour). The message names the problem and the fix.
+class InputError(ValueError):
+    """Input the library cannot use: a missing or corrupt file, a config and checkpoint that do
+    not match, an option this machine cannot honour. The message names the problem and the
+    fix; the command-line tools print it as one ``error:`` line and exit 1.
     """
 
     def __init__(self, message):
         # Messages of wrapped exceptions may span lines; the tools promise one line.
         super().__init__(' '.join(str(message).split()))
+
+
+class ToolError(InputError):
+    """Bad input to a command-line tool (an argument, a config, a checkpoint)."""
 
 
 def describe_exception(exc, limit=200):
