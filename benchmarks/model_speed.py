@@ -55,6 +55,8 @@ BASELINE = 'res50-base'
 REFERENCE = 'torchvision resnet50'
 PRESETS_224 = ('res50-light-g8', 'res50-light-g4', 'res50-g8g8')
 QUICK_PRESETS = ('res50-light-g8', )
+# The ResNet-50 family whose last stage fits the classifier's 2048-channel head (not face-*).
+CLASSIFIER_PRESETS = sorted(p for p in RepMLPResNet.arch_settings if p.startswith('res50-'))
 NUM_CLASSES = 1000
 
 
@@ -88,10 +90,9 @@ def parse_args(argv=None):
         args.batch, args.rounds, args.warmup, args.img_size = 2, 1, 1, 112
     if args.presets is None:
         args.presets = list(QUICK_PRESETS if args.quick else PRESETS_224)
-    unknown = [p for p in [*args.presets] if p not in RepMLPResNet.arch_settings]
+    unknown = [p for p in args.presets if p not in CLASSIFIER_PRESETS]
     if unknown:
-        parser.error(f'unknown presets {unknown}; choose from '
-                     f'{sorted(RepMLPResNet.arch_settings)}')
+        parser.error(f'unknown presets {unknown}; choose from {CLASSIFIER_PRESETS}')
     args.presets = [p for p in args.presets if p != BASELINE]
     args.device = torch.device(args.device)
     if args.device.type == 'cuda' and not torch.cuda.is_available():
