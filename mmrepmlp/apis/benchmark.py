@@ -183,4 +183,3 @@ def add_timing_args(parser, batches, rounds, warmup):
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
     parser.add_argument('--quick', action='store_true',
                         help='a tiny run of every measurement: what CI runs')
-
