@@ -5,16 +5,17 @@ shapes in official_v1/*.json: partitions 7x7, kernels 1, 3, 5; Light blocks C=O=
 128 in c4 with g=4, Bottleneck g8/8 blocks C=O=64 in both stages) it times:
 
 - deploy forward (eval, no grad): FC3 as one batched matmul vs as a grouped 1x1 conv (the
-  official form); target >= 1.5x;
+  official form);
 - training step (forward + backward, train mode): Local Perceptron computed per branch vs
-  fused into one stacked conv (ratio per-branch / fused, target >= 1.2x); two ceilings on
+  fused into one stacked conv (ratio per-branch / fused); two ceilings on
   what a faster Local Perceptron could gain: the block without any Local Perceptron, and the
   block whose branches keep their convs but lose their BNs (not the RepMLP function: the
   cost of the branch convs alone, the least conv work an exact Local Perceptron does); and,
   for scale, the default training step vs the official-style one (FC3 as grouped conv).
 
 Every pair is measured interleaved (``mmrepmlp.analysis.measure_interleaved``), so load from
-other processes hits both sides alike and the ratio is meaningful.
+other processes hits both sides alike and the ratio is meaningful. The goals these ratios are
+read against are in docs/performance.md.
 
     python benchmarks/block_speed.py [--batch 8] [--rounds 10] [--threads 2] [--quick]
 """
@@ -23,7 +24,12 @@ import argparse
 import torch
 import torch.nn as nn
 
-from mmrepmlp.analysis import measure_interleaved
+from mmrepmlp.analysis import (
+    load_average_line,
+    machine_lines,
+    measure_interleaved,
+    no_grad_step,
+)
 from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.reparam import randomize_norm_layers
 
@@ -72,15 +78,6 @@ def without_branch_norms(block):
     return block
 
 
-def deploy_forward(block, inputs):
-
-    def run():
-        with torch.no_grad():
-            block(inputs)
-
-    return run
-
-
 def training_step(block, inputs):
 
     def run():
@@ -107,7 +104,7 @@ def measure_shape(channels, size, groups, args):
     without_branch_norms(train['convs_only'])
     for block in deploy.values():
         block.eval()
-    timed = {f'deploy {k}': deploy_forward(b, inputs) for k, b in deploy.items()}
+    timed = {f'deploy {k}': no_grad_step(b, inputs) for k, b in deploy.items()}
     timed.update({f'train {k}': training_step(b.train(), inputs) for k, b in train.items()})
     # Two interleaved groups: each pair compared under the same load.
     seconds = measure_interleaved({k: v for k, v in timed.items() if k.startswith('deploy')},
@@ -121,6 +118,7 @@ def measure_shape(channels, size, groups, args):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine_lines('cpu', [f'batch {args.batch}'], args.rounds))
     header = (f'{"block (C=O, HxW, g)":34} | {"deploy: matmul":>14} {"conv":>9} {"ratio":>6} | '
               f'{"train: per-branch":>17} {"fused":>9} {"ratio":>6} | {"no local":>9} '
               f'{"ceiling":>7} | {"convs only":>10} {"ceiling":>7} | {"conv FC3":>9} '
@@ -141,11 +139,12 @@ def main(argv=None):
               f'{s["train per_branch"] / s["train convs_only"]:6.2f}x | '
               f'{ms["train conv_fc3"]:>9} {s["train conv_fc3"] / s["train per_branch"]:5.2f}x')
     print(f'batch {args.batch}, {args.threads} threads, median of {args.rounds} interleaved '
-          'rounds. Ratios (> 1: the first is slower): deploy conv / matmul (target >= 1.5x); '
-          'train per-branch / fused (target >= 1.2x); ceilings: train per-branch / without '
-          'Local Perceptron (the most any Local Perceptron implementation could gain), and / '
-          'with the branch convs but not their BNs (the most that faster BNs and adds could '
-          'gain); train with conv FC3 / default (matmul FC3, per-branch local).')
+          'rounds. Ratios (> 1: the first is slower): deploy conv / matmul; train per-branch / '
+          'fused; ceilings: train per-branch / without Local Perceptron (the most any Local '
+          'Perceptron implementation could gain), and / with the branch convs but not their '
+          'BNs (the most that faster BNs and adds could gain); train with conv FC3 / default '
+          '(matmul FC3, per-branch local).')
+    print(load_average_line())
     return rows
 
 

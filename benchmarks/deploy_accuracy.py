@@ -7,7 +7,9 @@ fine-tuning followed by int8, all on the same 360 held-out images.
         [--qat-epochs N]
 
 int8 is calibrated on batches of the training split; the QAT fine-tuning starts from the same
-checkpoint with ``configs/repmlp_cifar/pure-mlp_1xb32_digits-qat.py``.
+checkpoint with ``configs/repmlp_cifar/pure-mlp_1xb32_digits-qat.py``. The report opens with
+the machine lines: the bfloat16 and int8 kernels, and so their rounding, depend on the CPU's
+flags.
 """
 import argparse
 import os.path as osp
@@ -17,6 +19,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
+from mmrepmlp.analysis import machine_lines
 from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.inference import optimize_for_inference
 from mmrepmlp.apis.quick_start import DEFAULT_WORK_DIR, dataloader_accuracy, quick_start_config
@@ -78,6 +81,7 @@ def main(argv=None):
              dataloader_accuracy(qat, val)),
             ('QAT fine-tuning, then int8', dataloader_accuracy(qat_int8, val)),
         ]
+    print(machine_lines('cpu'))
     print(f'# digits, {args.checkpoint}; int8 calibrated on {args.calibration_batches} '
           f'training batches; {len(val.dataset)} held-out images')
     print('| path | top-1 (%) | vs float32 |')

@@ -24,7 +24,7 @@ a deployment pays at start: loading the written artifact and its first call. The
 of all models run
 in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`, median of the rounds),
 so that the ratios printed compare them under the same machine load. Timings are reported,
-never asserted; the project's targets (CPU, batch 8, 224x224) are printed beside them.
+never asserted; the goals they are read against are in docs/deploy.md.
 
     python benchmarks/deploy_speed.py [--batches 1 8] [--threads 2] [--rounds 5]
         [--warmup 2] [--presets res50-light-g8 ...] [--paths eager optimized ...]
@@ -36,21 +36,24 @@ model at batch 2, one round, on the paths that do not export.
 import argparse
 import copy
 import functools
-import os
 import os.path as osp
 import sys
 import tempfile
-import time
 
 import torch
 from mmengine.logging import MMLogger
 
-from mmrepmlp.analysis import measure_interleaved
+from mmrepmlp.analysis import (
+    load_average_line,
+    machine_lines,
+    measure_interleaved,
+    no_grad_step,
+    time_call,
+)
 from mmrepmlp.apis.benchmark import (
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
-    machine_line,
     resolve_device,
 )
 from mmrepmlp.apis.build import forward_raw
@@ -76,13 +79,6 @@ EXPORTED_PATHS = ('onnxruntime', 'pt2')
 PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
 QUICK_PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8')
 CALIBRATION_BATCHES = 2
-# The project's targets at batch 8 on the CPU: (what, bound), reported, never asserted.
-TARGETS = {
-    'res50-light-g8': ('best float32 vs ResNet-50\'s best float32', 1.35),
-    'res50-g8g8': ('best float32 vs ResNet-50\'s best float32', 1.0),
-}
-INT8_TARGET = ('res50-light-g8', 1.5)
-OFFICIAL_TARGET = 2.0  # every RepMLP preset's best float32 path vs the official v1 code
 OFFICIAL_PATH = 'official-v1'
 # The official v1 code's RepMLPResNet arguments of each preset (its create_* functions).
 OFFICIAL_ARGUMENTS = dict(num_blocks=[3, 4, 6, 3], num_classes=1000, h=7, w=7,
@@ -247,7 +243,7 @@ def measure(models, twins, batch, args, workdir):
                 target = artifact_path(path, entry.model, example, workdir)
                 load_call[key], run = timed_first_call(
                     functools.partial(load_artifact, path, target), example, args.device)
-            steps[key] = step(run, example)
+            steps[key] = no_grad_step(run, example)
             print(f'# built {entry.name} {path} at batch {batch}: first call '
                   f'{first_call[key]:.1f} s', file=sys.stderr, flush=True)
     seconds = measure_interleaved(steps, warmup=args.warmup, rounds=args.rounds,
@@ -257,24 +253,14 @@ def measure(models, twins, batch, args, workdir):
 
 def timed_first_call(build, example, device):
     """Seconds to ``build()`` a path and run it once on ``example``, and the path."""
-    start = time.perf_counter()
-    run = build()
-    with torch.no_grad():
-        run(example)
-    synchronize(device)
-    return time.perf_counter() - start, run
 
-
-def step(run, inputs):
-    def call():
+    def build_and_call():
+        run = build()
         with torch.no_grad():
-            run(inputs)
-    return call
+            run(example)
+        return run
 
-
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+    return time_call(build_and_call, device=device)
 
 
 # ---------------------------------------------------------------------------- report
@@ -314,25 +300,6 @@ def print_report(names, batch, first_call, load_call, seconds, args):
             line += (f'; {seconds[name, OFFICIAL_PATH] / s:.2f}x the official v1 deploy model '
                      '(eager, same weights)')
         print(line)
-        print_targets(name, batch, seconds, s, base_s / s, args)
-
-
-def print_targets(name, batch, seconds, best_s, float_ratio, args):
-    """The project's targets for model ``name``, whose best float32 step takes ``best_s``."""
-    if batch != 8 or args.device.type != 'cpu' or args.img_size != 224 or args.quick:
-        return
-    targets = []
-    if name in TARGETS:
-        targets.append((*TARGETS[name], float_ratio))
-    if name == INT8_TARGET[0] and 'int8' in args.paths:
-        targets.append(('int8 vs its best float32', INT8_TARGET[1],
-                        best_s / seconds[name, 'int8']))
-    if OFFICIAL_PATH in args.paths:
-        targets.append(('best float32 vs the official v1 deploy model in eager mode',
-                        OFFICIAL_TARGET, seconds[name, OFFICIAL_PATH] / best_s))
-    for what, bound, value in targets:
-        print(f'target {name} {what}: {value:.2f} (target >= {bound}) '
-              f'{"met" if value >= bound else "NOT met"}')
 
 
 def main(argv=None):
@@ -340,8 +307,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     # A WARNING-level current logger silences init_weights' line per parameter.
     MMLogger.get_instance('deploy_speed', log_level='WARNING')
-    print(machine_line(args, f'{args.img_size}x{args.img_size}, deploy forms, CPU '
-                             f'capability {torch.backends.cpu.get_cpu_capability()}'))
+    print(machine_lines(args.device, [f'{args.img_size}x{args.img_size}, deploy forms'],
+                        args.rounds))
     torch.manual_seed(0)
     models = build_benchmark_models(model_specs(args), device=args.device)
     names = [entry.name for entry in models]
@@ -352,7 +319,7 @@ def main(argv=None):
             first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
             print_report(names, batch, first_call, load_call, seconds, args)
             results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
-    print(f'# load average {os.getloadavg()[0]:.2f} after')
+    print(load_average_line())
     return results
 
 

@@ -17,12 +17,11 @@ import os
 import torch
 from mmengine.logging import MMLogger
 
-from mmrepmlp.analysis import count_params
+from mmrepmlp.analysis import count_params, load_average_line, machine_lines
 from mmrepmlp.apis.benchmark import (
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
-    machine_line,
     model_flops,
     time_models,
 )
@@ -59,7 +58,7 @@ def main(argv=None):
                        cfg_options={'model.head.num_classes': 2})
              for name, config in MODELS.items()]
     models = build_benchmark_models(specs, device=args.device)
-    print(machine_line(args, '96x96, deploy forms'))
+    print(machine_lines(args.device, ['96x96, deploy forms'], args.rounds))
     print('| model | batch | params | GFLOPs (all) | GMACs (conv/FC) | images/s | '
           'vs MobileFaceNet |')
     print('|---|---:|---:|---:|---:|---:|---:|')
@@ -75,7 +74,7 @@ def main(argv=None):
             print(f'| {m.name} | {batch} | {embedder_params(m.model) / 1e6:.2f}M | '
                   f'{all_flops / 1e9:.3f} | {macs / 1e9:.3f} | {speed:.1f} | {ratio:.2f}x |')
             rows.append((m.name, batch, speed, ratio))
-    print(f'# load average {os.getloadavg()[0]:.2f} after')
+    print(load_average_line())
     return rows
 
 

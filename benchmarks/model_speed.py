@@ -1,39 +1,36 @@
 """RepMLP-Res50 vs ResNet-50: speed, training step, peak memory and conversion time, one run.
 
-ResNet-50 is the ``res50-base`` preset of :class:`~mmrepmlp.models.RepMLPResNet` (in deploy
-form a plain ResNet-50 with every BN fused into its conv). Every model is a classifier:
-backbone -> global average pool -> a 1000-way linear head. For ResNet-50 and each RepMLP-Res50
-preset the script measures, all models interleaved in the same rounds
-(:func:`mmrepmlp.analysis.measure_interleaved`, median of the rounds) so that the ratios
-printed are comparable under a shared, noisy machine:
+Every model is the zoo's RepMLP-Res50 ImageNet classifier
+(``configs/repmlp_resnet/repmlp-res50-g8g8_8xb32_in1k.py``: backbone -> global average pool ->
+1000-way linear head) with the preset as its backbone's ``arch``, built as the tools build it
+(:func:`mmrepmlp.apis.benchmark.build_benchmark_models`, random weights of the model's own
+initialization). ResNet-50 is the ``res50-base`` preset (in deploy form a plain ResNet-50 with
+every BN fused into its conv). For ResNet-50 and each RepMLP-Res50 preset the script measures,
+all models interleaved in the same rounds (:func:`mmrepmlp.analysis.measure_interleaved`,
+median of the rounds) so that the ratios printed are comparable under a shared, noisy machine:
 
 - deploy images/s (eval mode, no grad, after ``switch_to_deploy()``), and its ratio to
   ResNet-50's (> 1: faster);
 - one training step (train form: forward, cross-entropy, backward, SGD with momentum), and its
   time relative to ResNet-50's (< 1: faster);
 - the time of ``switch_to_deploy()`` on the whole model (median over fresh copies);
-- peak memory of one deploy forward and of one training step: on CPU the peak resident set
-  of a fresh subprocess per model and mode, less the interpreter's size after the imports
-  (so weights, gradients, optimizer state and activations count); on CUDA
-  ``torch.cuda.max_memory_allocated`` during the step.
+- peak memory of one deploy forward and of one training step
+  (:func:`mmrepmlp.analysis.peak_memory_mib`): on CPU the peak resident set of a fresh
+  interpreter per model and mode, less its size after the imports (so weights, gradients,
+  optimizer state and activations count); on CUDA ``torch.cuda.max_memory_allocated`` during
+  the step.
 
     python benchmarks/model_speed.py [--batch 8] [--threads 2] [--rounds 5] [--img-size 224]
         [--presets res50-light-g8 ...] [--device cpu|cuda] [--amp] [--channels-last]
         [--no-train] [--no-memory] [--breakdown] [--quick]
 
-The project's performance targets (CPU, batch 8, 2 threads, 224; docs/performance.md) are
-printed beside the measured ratios; they are reported, not asserted.
+The goals these ratios are read against are in docs/performance.md.
 """
 import argparse
 import copy
-import json
+import functools
 import math
-import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
+import os.path as osp
 from contextlib import nullcontext
 
 import torch
@@ -41,48 +38,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from mmrepmlp.analysis import count_params, measure_interleaved
+from mmrepmlp.analysis import (
+    count_params,
+    load_average_line,
+    machine_lines,
+    measure_interleaved,
+    no_grad_step,
+    peak_memory_mib,
+)
+from mmrepmlp.apis.benchmark import ModelSpec, build_benchmark_models
 from mmrepmlp.models.backbones import RepMLPResNet
+from mmrepmlp.utils import find_repo_file
 
+CONFIG = osp.join('repmlp_resnet', 'repmlp-res50-g8g8_8xb32_in1k.py')
 BASELINE = 'res50-base'
 REFERENCE = 'torchvision resnet50'
 PRESETS_224 = ('res50-light-g8', 'res50-light-g4', 'res50-g8g8')
 QUICK_PRESETS = ('res50-light-g8', )
+# The ResNet-50 family whose last stage fits the classifier's 2048-channel head (not face-*).
+CLASSIFIER_PRESETS = sorted(p for p in RepMLPResNet.arch_settings if p.startswith('res50-'))
 NUM_CLASSES = 1000
-# The performance targets at 224 on CPU (docs/performance.md): preset -> (what, comparison,
-# bound).
-TARGETS = {
-    'res50-light-g8': [('deploy speed vs ResNet-50', '>=', 1.2),
-                       ('training step time vs ResNet-50', '<=', 1.2)],
-    'res50-g8g8': [('deploy speed vs ResNet-50', '>=', 1.0)],
-    'res50-light-g4': [('switch_to_deploy() seconds', '<=', 0.5)],
-}
-
-
-def _quiet_mmengine_logs():
-    """Make a WARNING-level logger current, silencing init_weights' line per parameter."""
-    if not MMLogger.check_instance_created('model_speed'):
-        MMLogger.get_instance('model_speed', log_level='WARNING')
-
-
-class Classifier(nn.Module):
-    """RepMLPResNet -> global average pool -> linear head (the ImageNet classifier's shape)."""
-
-    def __init__(self, arch, img_size, deploy=False):
-        super().__init__()
-        self.backbone = RepMLPResNet(arch=arch, img_size=img_size, deploy=deploy)
-        self.head = nn.Linear(self.backbone.out_channels[-1], NUM_CLASSES)
-        # The backbone's own initialization keeps activations O(1) through the depth; the
-        # bare PyTorch defaults shrink them towards denormal floats, which are many times
-        # slower on CPU and would make the timings meaningless.
-        _quiet_mmengine_logs()
-        self.backbone.init_weights()
-
-    def forward(self, x):
-        return self.head(self.backbone(x)[-1].mean(dim=(2, 3)))
-
-    def switch_to_deploy(self):
-        self.backbone.switch_to_deploy()
 
 
 def parse_args(argv=None):
@@ -110,17 +85,14 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='CI smoke run: batch 2, 1 round, 1 warm-up, img-size 112, '
                         f'presets {" ".join(QUICK_PRESETS)} unless given')
-    parser.add_argument('--memory-probe', nargs=2, metavar=('PRESET', 'MODE'),
-                        help=argparse.SUPPRESS)  # internal: one subprocess's measurement
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.rounds, args.warmup, args.img_size = 2, 1, 1, 112
     if args.presets is None:
         args.presets = list(QUICK_PRESETS if args.quick else PRESETS_224)
-    unknown = [p for p in [*args.presets] if p not in RepMLPResNet.arch_settings]
+    unknown = [p for p in args.presets if p not in CLASSIFIER_PRESETS]
     if unknown:
-        parser.error(f'unknown presets {unknown}; choose from '
-                     f'{sorted(RepMLPResNet.arch_settings)}')
+        parser.error(f'unknown presets {unknown}; choose from {CLASSIFIER_PRESETS}')
     args.presets = [p for p in args.presets if p != BASELINE]
     args.device = torch.device(args.device)
     if args.device.type == 'cuda' and not torch.cuda.is_available():
@@ -133,8 +105,19 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------- model steps
-def _prepare(model, args):
-    model = model.to(args.device)
+def build_classifiers(presets, img_size, device, deploy=False):
+    """Name -> the zoo classifier with each preset as its backbone (eval mode, on ``device``);
+    with ``deploy`` built directly in deploy form."""
+    # A WARNING-level current logger silences init_weights' line per parameter.
+    MMLogger.get_instance('model_speed', log_level='WARNING')
+    specs = [ModelSpec(osp.join(find_repo_file('configs'), CONFIG), name=preset, cfg_options={
+        'model.backbone.arch': preset, 'model.backbone.img_size': img_size,
+        'model.backbone.deploy': deploy}) for preset in presets]
+    return {entry.name: entry.model
+            for entry in build_benchmark_models(specs, device=device)}
+
+
+def _in_memory_format(model, args):
     return model.to(memory_format=torch.channels_last) if args.channels_last else model
 
 
@@ -142,12 +125,13 @@ def torchvision_resnet50(args):
     """torchvision's ResNet-50 with every BN folded into its conv (``torch.fx``), deploy-ready.
 
     Timed beside ``res50-base`` for reference only, to show whether the baseline of the
-    ratios is a fair one; the ratios and targets use ``res50-base``.
+    ratios is a fair one; the ratios use ``res50-base``.
     """
     import torchvision
     from torch.fx.experimental.optimization import fuse
 
-    return _prepare(fuse(torchvision.models.resnet50(num_classes=NUM_CLASSES).eval()), args)
+    model = fuse(torchvision.models.resnet50(num_classes=NUM_CLASSES).eval())
+    return _in_memory_format(model.to(args.device), args)
 
 
 def make_inputs(args, seed=0):
@@ -160,19 +144,18 @@ def make_inputs(args, seed=0):
     return images, labels.to(args.device)
 
 
-def _autocast(args):
-    return torch.autocast('cuda', dtype=torch.float16) if args.amp else nullcontext()
+def _autocast(amp):
+    return torch.autocast('cuda', dtype=torch.float16) if amp else nullcontext()
+
+
+def _forward(model, images, amp):
+    with _autocast(amp):
+        return model(images)
 
 
 def deploy_step(model, images, args):
     """One inference forward of a deploy model."""
-    model.eval()
-
-    def run():
-        with torch.no_grad(), _autocast(args):
-            model(images)
-
-    return run
+    return no_grad_step(_forward, model.eval(), images, args.amp)
 
 
 def training_step(model, images, labels, args):
@@ -183,8 +166,7 @@ def training_step(model, images, labels, args):
 
     def run():
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(args):
-            loss = F.cross_entropy(model(images), labels)
+        loss = F.cross_entropy(_forward(model, images, args.amp), labels)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -192,28 +174,28 @@ def training_step(model, images, labels, args):
     return run
 
 
-def _synchronize(args):
-    if args.device.type == 'cuda':
-        torch.cuda.synchronize(args.device)
-
-
 def time_switch_to_deploy(train_models, args):
-    """Median seconds of ``switch_to_deploy()`` per model over fresh copies, interleaved.
+    """Median seconds of ``switch_to_deploy()`` per model over fresh copies (the copying is
+    not timed), interleaved.
 
     Returns the timings and the deploy models (the last converted copies).
     """
-    times = {name: [] for name in train_models}
     deploy_models = {}
-    for _ in range(args.rounds):
-        for name, model in train_models.items():
-            converted = copy.deepcopy(model).eval()
-            _synchronize(args)
-            start = time.perf_counter()
-            converted.switch_to_deploy()
-            _synchronize(args)
-            times[name].append(time.perf_counter() - start)
-            deploy_models[name] = converted
-    return {name: statistics.median(ts) for name, ts in times.items()}, deploy_models
+
+    def convert(name, model):
+        model.backbone.switch_to_deploy()
+        deploy_models[name] = model
+
+    seconds = measure_interleaved(
+        {name: functools.partial(convert, name) for name in train_models}, warmup=0,
+        rounds=args.rounds, device=args.device,
+        setup={name: functools.partial(_fresh_eval_copy, model)
+               for name, model in train_models.items()})
+    return seconds, deploy_models
+
+
+def _fresh_eval_copy(model):
+    return copy.deepcopy(model).eval()
 
 
 # ---------------------------------------------------------------------------- breakdown
@@ -237,15 +219,14 @@ def _block_inputs(model, images, positions):
     return inputs
 
 
+def _call_each(calls):
+    for fn, x in calls:
+        fn(x)
+
+
 def _blocks_step(model, inputs):
-    blocks = [(getattr(model.backbone, stage)[index], x) for (stage, index), x in inputs.items()]
-
-    def run():
-        with torch.no_grad():
-            for block, x in blocks:
-                block(x)
-
-    return run
+    return no_grad_step(_call_each, [(getattr(model.backbone, stage)[index], x)
+                                     for (stage, index), x in inputs.items()])
 
 
 def _fc3_step(model, positions, batch):
@@ -256,13 +237,8 @@ def _fc3_step(model, positions, batch):
     layers = [getattr(model.backbone, stage)[index].repmlp for stage, index in positions]
     work = [(layer.fc3, torch.randn(batch * math.prod(layer.num_parts), layer.fc3.in_features,
                                     device=layer.fc3.weight.device)) for layer in layers]
-
-    def run():
-        with torch.no_grad():
-            for fc3, x in work:
-                fc3.features_first(x)
-
-    return run, sum(x.shape[0] * fc3.weight.numel() for fc3, x in work)
+    return (no_grad_step(_call_each, [(fc3.features_first, x) for fc3, x in work]),
+            sum(x.shape[0] * fc3.weight.numel() for fc3, x in work))
 
 
 SGEMM_SIZE = 2048
@@ -353,68 +329,28 @@ def print_breakdown(split, sgemm_rate, args):
 
 
 # ---------------------------------------------------------------------------- memory
-def _peak_rss_mib():
-    """This process's peak resident set (MiB).
-
-    Linux's ``VmHWM`` belongs to the process's own address space, whereas ``getrusage``'s
-    maxrss is carried over from the parent across fork and exec, so a child started by a
-    large parent would never see its own, smaller peak.
-    """
-    try:
-        with open('/proc/self/status') as status:
-            for line in status:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def probe_memory(preset, mode, args):
-    """Peak memory (MiB) of one step of ``preset`` in ``mode`` ('deploy' or 'train').
-
-    On CPU this runs in a fresh interpreter (see :func:`peak_memory`); the deploy model is
-    built directly in deploy form so that building never peaks above the step.
-    """
+def memory_step(preset, mode, batch, img_size, device, channels_last, amp):
+    """One step of ``preset`` in ``mode`` ('deploy' or 'train'), built for
+    :func:`~mmrepmlp.analysis.peak_memory_mib`; the deploy model is built directly in deploy
+    form so that building never peaks above the step."""
+    args = argparse.Namespace(batch=batch, img_size=img_size, device=torch.device(device),
+                              channels_last=channels_last, amp=amp)
     torch.manual_seed(0)
     images, labels = make_inputs(args)
-    baseline = _peak_rss_mib()
-    model = _prepare(Classifier(preset, args.img_size, deploy=mode == 'deploy'), args)
-    step = (deploy_step(model, images, args) if mode == 'deploy' else
+    [model] = build_classifiers([preset], img_size, args.device, mode == 'deploy').values()
+    model = _in_memory_format(model, args)
+    return (deploy_step(model, images, args) if mode == 'deploy' else
             training_step(model, images, labels, args))
-    step()  # the first step allocates the gradients and the optimizer state
-    if args.device.type == 'cuda':
-        _synchronize(args)
-        torch.cuda.reset_peak_memory_stats(args.device)
-        step()
-        _synchronize(args)
-        return torch.cuda.max_memory_allocated(args.device) / 2**20
-    step()
-    return _peak_rss_mib() - baseline
-
-
-def _probe_argv(preset, mode, args):
-    argv = [sys.executable, os.path.abspath(__file__), '--memory-probe', preset, mode,
-            '--batch', str(args.batch), '--threads', str(args.threads),
-            '--img-size', str(args.img_size), '--device', str(args.device)]
-    return argv + (['--channels-last'] if args.channels_last else [])
 
 
 def peak_memory(names, modes, args):
-    """name -> mode -> peak MiB; on CPU one fresh subprocess per model and mode."""
-    peaks = {name: {} for name in names}
-    for name in names:
-        for mode in modes:
-            if args.device.type == 'cuda':
-                peaks[name][mode] = probe_memory(name, mode, args)
-                torch.cuda.empty_cache()
-                continue
-            result = subprocess.run(_probe_argv(name, mode, args), capture_output=True,
-                                    text=True, check=False)
-            if result.returncode:
-                raise RuntimeError(f'memory probe of {name} ({mode}) failed:\n{result.stderr}')
-            peaks[name][mode] = json.loads(result.stdout.strip().splitlines()[-1])
-    return peaks
+    """name -> mode -> peak MiB (on CPU a fresh interpreter per model and mode: models measured
+    in one process would reuse each other's freed memory)."""
+    options = dict(batch=args.batch, img_size=args.img_size, device=str(args.device),
+                   channels_last=args.channels_last, amp=args.amp)
+    factory = f'{osp.abspath(__file__)}:memory_step'
+    return {name: {mode: peak_memory_mib(factory, dict(preset=name, mode=mode, **options),
+                                         args.device) for mode in modes} for name in names}
 
 
 # ---------------------------------------------------------------------------- report
@@ -422,15 +358,8 @@ def _fmt(value, spec):
     return '-' if value is None else format(value, spec)
 
 
-def print_report(names, results, args, load_before, load_after):
+def print_report(names, results):
     baseline = results[BASELINE]
-    device = (torch.cuda.get_device_name(args.device) if args.device.type == 'cuda' else
-              f'CPU, {args.threads} threads')
-    print(f'# {device}, batch {args.batch}, {args.img_size}x{args.img_size}, '
-          f'{"AMP float16" if args.amp else "float32"}'
-          f'{", channels_last" if args.channels_last else ""}, median of {args.rounds} '
-          f'interleaved rounds, torch {torch.__version__}')
-    print(f'# load average (1 min) {load_before:.2f} before, {load_after:.2f} after')
     print('| model | params (deploy) | deploy img/s | vs ResNet-50 | train step ms '
           '| vs ResNet-50 | peak MiB deploy | peak MiB train | switch_to_deploy s |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
@@ -451,44 +380,21 @@ def print_report(names, results, args, load_before, load_after):
         if r['train_s'] is not None:
             line += f', training step time {r["train_s"] / baseline["train_s"]:.2f}x'
         print(line + f' ResNet-50; switch_to_deploy {r["switch_s"]:.3f} s')
-    _print_targets(results, args)
-
-
-def _print_targets(results, args):
-    if args.img_size != 224 or args.device.type != 'cpu':
-        return
-    baseline = results[BASELINE]
-    for name, targets in TARGETS.items():
-        if name not in results:
-            continue
-        r = results[name]
-        measured = {
-            'deploy speed vs ResNet-50': r['images_per_s'] / baseline['images_per_s'],
-            'training step time vs ResNet-50': (None if r['train_s'] is None else
-                                                r['train_s'] / baseline['train_s']),
-            'switch_to_deploy() seconds': r['switch_s'],
-        }
-        for what, comparison, bound in targets:
-            value = measured[what]
-            if value is None:
-                continue
-            met = value >= bound if comparison == '>=' else value <= bound
-            print(f'target {name} {what}: {value:.2f} (target {comparison} {bound}) '
-                  f'{"met" if met else "NOT met"}')
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        print(json.dumps(probe_memory(*args.memory_probe, args)))
-        return None
     if args.device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
-    load_before = os.getloadavg()[0]
+    print(machine_lines(args.device, [
+        f'batch {args.batch}', f'{args.img_size}x{args.img_size}',
+        'AMP float16' if args.amp else 'float32', *(['channels_last'] * args.channels_last)],
+        args.rounds))
     names = [BASELINE, *args.presets]
     torch.manual_seed(0)
-    train_models = {name: _prepare(Classifier(name, args.img_size), args) for name in names}
+    train_models = {name: _in_memory_format(model, args) for name, model in
+                    build_classifiers(names, args.img_size, args.device).items()}
     switch_s, deploy_models = time_switch_to_deploy(train_models, args)
     images, labels = make_inputs(args)
     deploy_steps = {name: deploy_step(m, images, args) for name, m in deploy_models.items()}
@@ -511,12 +417,13 @@ def main(argv=None):
                    train_s=train_s[name], switch_s=switch_s[name], peak=peaks[name])
         for name in names
     }
-    print_report(names, results, args, load_before, os.getloadavg()[0])
+    print_report(names, results)
     print(f'# reference: {REFERENCE} with its BNs fused (torch.fx) runs at '
           f'{args.batch / seconds[REFERENCE]:.1f} img/s; {BASELINE} (the "ResNet-50" above) at '
           f'{seconds[REFERENCE] / seconds[BASELINE]:.2f}x its speed')
     if split:
         print_breakdown(*split, args)
+    print(load_average_line())
     return results
 
 

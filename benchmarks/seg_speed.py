@@ -25,11 +25,11 @@ import os
 import torch
 from mmengine.logging import MMLogger
 
+from mmrepmlp.analysis import load_average_line, machine_lines
 from mmrepmlp.apis.benchmark import (
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
-    machine_line,
     model_flops,
     time_models,
 )
@@ -85,7 +85,7 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     MMLogger.get_instance('seg_speed', log_level='WARNING')
-    print(machine_line(args, 'deploy forms'))
+    print(machine_lines(args.device, ['deploy forms'], args.rounds))
     print('| model | input | batch | params | GFLOPs (all) | GMACs (conv/FC) | images/s '
           '| vs res50-d8 |')
     print('|---|---|---:|---:|---:|---:|---:|---:|')
@@ -97,7 +97,7 @@ def main(argv=None):
                   f'{flops / 1e9:.1f} | {macs / 1e9:.1f} | {speed:.3f} | {ratio:.2f}x |',
                   flush=True)
             rows.append(row)
-    print(f'# load average {os.getloadavg()[0]:.2f} after')
+    print(load_average_line())
     return rows
 
 

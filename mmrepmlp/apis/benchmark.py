@@ -1,7 +1,8 @@
 """Inference speed of the models of one or more configs, measured side by side.
 
-Speeds come from :func:`mmrepmlp.analysis.measure_interleaved`: every round runs each model
-once, so a ratio printed by one run compares the models under the same machine load.
+Building the models is this module's; measuring them is the harness's
+(:mod:`mmrepmlp.analysis`): every round runs each model once, so a ratio printed by one run
+compares the models under the same machine load.
 """
 import os.path as osp
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from ..analysis import count_flops, count_params, measure_interleaved
+from ..analysis import count_flops, count_params, measure_interleaved, no_grad_step
 from ..utils.errors import ToolError
 from .build import (
     build_model,
@@ -121,16 +122,10 @@ def time_models(models, batch=1, warmup=2, rounds=10, device=None):
         list[SpeedResult]: in the order of ``models``.
     """
     device = resolve_device(device)
-    inputs = {m.name: torch.randn(batch, *m.input_shape, device=device) for m in models}
-
-    def forward_step(entry):
-        def step():
-            with torch.no_grad():
-                forward_raw(entry.model, inputs[entry.name])
-        return step
-
-    seconds = measure_interleaved({m.name: forward_step(m) for m in models}, warmup, rounds,
-                                  device)
+    steps = {m.name: no_grad_step(forward_raw, m.model,
+                                  torch.randn(batch, *m.input_shape, device=device))
+             for m in models}
+    seconds = measure_interleaved(steps, warmup, rounds, device)
     return [SpeedResult(m.name, tuple(m.input_shape), count_params(m.model), seconds[m.name],
                         batch) for m in models]
 
@@ -188,14 +183,3 @@ def add_timing_args(parser, batches, rounds, warmup):
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
     parser.add_argument('--quick', action='store_true',
                         help='a tiny run of every measurement: what CI runs')
-
-
-def machine_line(args, what):
-    """The first line of a benchmark's report: machine, threads, ``what``, rounds, torch, and
-    the load average (timings of a shared machine depend on it)."""
-    import os
-    import platform
-
-    return (f'# {platform.processor() or platform.machine()}, {args.device}, {args.threads} '
-            f'threads, {what}, median of {args.rounds} interleaved rounds, torch '
-            f'{torch.__version__}; load average {os.getloadavg()[0]:.2f} before')

@@ -3,13 +3,14 @@
 For a few RepMLP blocks (a RepMLP-Res50 c3 block, a c4 block, an awkward non-divisible one,
 and a 1-D one) with trained-like BN statistics, prints the max absolute and relative
 difference between the training-time form and the converted deploy form in float32 and
-float64, and the deploy form's speedup in eval mode (measured interleaved on this machine).
+float64, and the deploy form's speedup in eval mode (measured interleaved on this machine,
+whose processor, threads and load average the report opens and closes with).
 """
 import argparse
 
 import torch
 
-from ..analysis import measure_interleaved
+from ..analysis import inference_speed, load_average_line, machine_lines
 from ..models.blocks import RepMLP1d, RepMLPBlock
 from .check import deploy_difference, randomize_norm_layers
 
@@ -41,6 +42,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine_lines('cpu', [f'batch {args.batch}'], args.rounds))
     header = f'{"block":42} {"dtype":8} {"max abs diff":>13} {"max rel diff":>13} {"speedup":>8}'
     print(header)
     print('-' * len(header))
@@ -52,23 +54,12 @@ def main(argv=None):
             max_abs, max_rel, deployed = deploy_difference(block, inputs)
             speedup = ''
             if dtype == torch.float32:
-                seconds = measure_interleaved(
-                    {'train': _eval_forward(block, inputs),
-                     'deploy': _eval_forward(deployed, inputs)}, rounds=args.rounds)
-                speedup = f'{seconds["train"] / seconds["deploy"]:.2f}x'
+                speed = inference_speed({'train': block, 'deploy': deployed}, inputs,
+                                        rounds=args.rounds)
+                speedup = f'{speed["deploy"] / speed["train"]:.2f}x'
             print(f'{name:42} {str(dtype)[6:]:8} {max_abs:13.3e} {max_rel:13.3e} {speedup:>8}')
-    print('speedup: eval-mode forward of the training-time form / of the deploy form, '
-          f'batch {args.batch}, {args.threads} threads, median of {args.rounds} interleaved '
-          'rounds.')
-
-
-def _eval_forward(model, inputs):
-
-    def run():
-        with torch.no_grad():
-            model(inputs)
-
-    return run
+    print('speedup: eval-mode forward of the training-time form / of the deploy form.')
+    print(load_average_line())
 
 
 if __name__ == '__main__':

@@ -9,12 +9,15 @@ converts the first model, --vs-deploy the second: ``CONFIG --deploy --vs CONFIG`
 deploy form with the training form. --optimize (--vs-optimize) runs the model as
 ``optimize_for_inference`` makes it (deploy form, channels_last, torch.compile); its first
 warm-up round compiles: ``CONFIG --optimize --vs CONFIG --vs-deploy`` shows what that gains.
+The report opens with the machine lines (processor and its flags, torch threads, load average
+before and after the measurement).
 """
 import argparse
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.analysis import load_average, machine_lines
 from mmrepmlp.apis import ModelSpec, benchmark_models
-from mmrepmlp.apis.benchmark import format_results
+from mmrepmlp.apis.benchmark import format_results, resolve_device
 from mmrepmlp.apis.cli import tool_main
 
 
@@ -48,8 +51,10 @@ def main(argv=None):
     specs = [ModelSpec(args.config, args.checkpoint, args.deploy, optimize=args.optimize)]
     if args.vs:
         specs.append(ModelSpec(args.vs, deploy=args.vs_deploy, optimize=args.vs_optimize))
-    results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds,
-                               args.device)
+    device = resolve_device(args.device)
+    load_before = load_average()
+    results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds, device)
+    print(machine_lines(device, [f'batch {args.batch}'], args.rounds, load_before))
     print(format_results(results))
 
 
