@@ -208,6 +208,37 @@ def test_equivalent_params_without_global_perceptron():
     assert fc1_w is None and fc1_b is None and fc3_w.shape == (6 * 20, 4 * 20 // 2)
 
 
+@pytest.mark.parametrize('case', [
+    dict(),
+    dict(with_global=False),
+    dict(larger_input='windows', input_size=(13, 23)),
+    dict(one_d=True),
+])
+def test_forward_with_the_equivalent_fcs_is_the_forward(case):
+    """forward_with_fcs runs the deploy computation with the FCs it is given: with the
+    equivalent ones, the block's function, differentiably."""
+    case = dict(case)
+    input_size, one_d = case.pop('input_size', (9, 10)), case.pop('one_d', False)
+    if one_d:
+        torch.manual_seed(0)
+        block = randomize_norm_layers(RepMLP1d(4, 6, in_length=13, partition_length=4, groups=2,
+                                               local_kernels=(1, 3)).double()).eval()
+        x = torch.randn(2, 4, 13, dtype=torch.float64)
+    else:
+        block = make_block(**case).eval()
+        x = torch.randn(2, 4, *input_size, dtype=torch.float64)
+    fc1_w, fc1_b, fc3_w, fc3_b = block.get_equivalent_fc1_fc3_params()
+    fc1, fc2 = ((fc1_w, fc1_b), (block.fc2.weight, block.fc2.bias)) if block.with_global else (
+        None, None)
+
+    out = block.forward_with_fcs(x, fc1, fc2, (fc3_w, fc3_b))
+
+    torch.testing.assert_close(out, block(x), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    assert all(branch.conv.weight.grad.abs().sum() > 0
+               for branch in block.local_perceptron.values())
+
+
 def test_gradcheck_through_equivalent_params():
     block = make_block(in_channels=2, out_channels=2, in_size=(4, 6), partition_size=(2, 3),
                        groups=2, local_kernels=(1, (1, 3)))

@@ -8,7 +8,6 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
-from ...quantization.fake_quant import fake_quantized_deploy_fcs
 from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
 from ..arguments import (
     check_bool,
@@ -85,13 +84,6 @@ class RepMLPBlock(BaseModule):
             column of windows zero-padded, the output cropped back: e.g. whole-image
             segmentation at 1024x2048 with blocks built for 713x713 crops). Both forms do the
             same, so conversion stays exact. Defaults to 'error'.
-        quant_aware (bool): quantization-aware training of the deploy form: the training
-            form computes the deploy form's function, its FC1, FC2 and FC3 kernels (the
-            equivalent ones, :meth:`get_equivalent_fc1_fc3_params`) fake-quantized to int8 as
-            :func:`mmrepmlp.quantization.quantize_int8` quantizes the converted model, so
-            that the deploy model quantizes without loss. The BN statistics are used, not
-            updated: fine-tune a trained model with it (in train and eval mode alike).
-            Ignored by the deploy form. Defaults to False.
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
@@ -109,7 +101,6 @@ class RepMLPBlock(BaseModule):
                  fc_impl='matmul',
                  local_impl='per_branch',
                  larger_input='error',
-                 quant_aware=False,
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
@@ -125,7 +116,6 @@ class RepMLPBlock(BaseModule):
         self.local_impl = check_choice(local_impl, 'local_impl', owner, LOCAL_IMPLS)
         self.larger_input = check_choice(larger_input, 'larger_input', owner, LARGER_INPUTS)
         check_choice(fc_impl, 'fc_impl', owner, FC_IMPLS)
-        self.quant_aware = check_bool(quant_aware, 'quant_aware', owner)
         norm_cfg = check_norm_cfg(norm_cfg, owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
         self._check_config(norm_cfg)
@@ -193,10 +183,28 @@ class RepMLPBlock(BaseModule):
     # ----------------------------------------------------------------- forward
     def forward(self, x):
         """``(N, C, H, W)`` -> ``(N, O, H, W)``."""
+        return self._forward(x)
+
+    def forward_with_fcs(self, x, fc1, fc2, fc3):
+        """The deploy form's computation on ``x`` with the given FC parameters instead of the
+        block's own: the block's function when they are its equivalent ones
+        (:meth:`get_equivalent_fc1_fc3_params` and FC2), differentiable in them.
+
+        Args:
+            x (Tensor): the input, as for :meth:`forward`.
+            fc1 (tuple[Tensor, Tensor] | None): FC1's ``(weight, bias)``; None without a
+                Global Perceptron.
+            fc2 (tuple[Tensor, Tensor] | None): FC2's ``(weight, bias)``; None without one.
+            fc3 (tuple[Tensor, Tensor]): FC3's ``(weight, bias)`` in the deploy form's layout
+                ``(O*h*w, C*h*w // g)``.
+        """
+        return self._forward(x, (fc1, fc2, fc3))
+
+    def _forward(self, x, fcs=None):
         if self._runs_as_windows(x):
-            return self._forward_windows(x)
+            return self._forward_windows(x, fcs)
         self._check_input(x)
-        return self._forward_map(x)
+        return self._forward_map(x, fcs)
 
     def _runs_as_windows(self, x):
         return (self.larger_input == 'windows' and x.dim() == 4
@@ -211,7 +219,7 @@ class RepMLPBlock(BaseModule):
                 "and in_size to match the input, or pass larger_input='windows' to run other "
                 'sizes as windows of in_size')
 
-    def _forward_windows(self, x):
+    def _forward_windows(self, x, fcs=None):
         """Any ``(N, C, H, W)`` as independent windows of ``in_size``: the map is zero-padded at
         the bottom and right to whole windows, the windows go through the block as a batch,
         and the output is reassembled and cropped back to ``H x W``."""
@@ -220,25 +228,23 @@ class RepMLPBlock(BaseModule):
         nh, nw = math.ceil(H / wh), math.ceil(W / ww)
         x = F.pad(x, (0, nw * ww - W, 0, nh * wh - H))
         windows = x.reshape(N, C, nh, wh, nw, ww).permute(0, 2, 4, 1, 3, 5)
-        out = self._forward_map(windows.reshape(N * nh * nw, C, wh, ww))
+        out = self._forward_map(windows.reshape(N * nh * nw, C, wh, ww), fcs)
         out = out.reshape(N, nh, nw, out_c, wh, ww).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(N, out_c, nh * wh, nw * ww)[:, :, :H, :W]
 
-    def _forward_map(self, x):
+    def _forward_map(self, x, fcs=None):
+        """One map of ``in_size``; ``fcs``: see :meth:`forward_with_fcs`."""
         N = x.shape[0]
         channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
-        quantized = (fake_quantized_deploy_fcs(self) if self.quant_aware and not self.deploy
-                     else None)
-        partitions = self._partition(x, quantized)
+        partitions = self._partition(x, fcs)
         num_partitions, C, h, w = partitions.shape
         flat = partitions.reshape(num_partitions, C * h * w)
+        if fcs is not None:
+            return self._unpartition(self._deploy_fc3(flat, *fcs[2]).t(), N, channels_last)
         if self.deploy:
             # FC3's output taken features-first is un-partitioned by a single copy.
             return self._unpartition(self.fc3.features_first(flat), N, channels_last)
-        if quantized is not None:
-            out = self._deploy_fc3(flat, *quantized[-1])
-            return self._unpartition(out.t(), N, channels_last)
         out = self.fc3_bn(self.fc3(flat))
         if self.local_kernels:
             out = out + self._local_perceptron(partitions).reshape_as(out)
@@ -252,9 +258,9 @@ class RepMLPBlock(BaseModule):
                                  impl=self.fc3.impl, device='meta')
         return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, ))
 
-    def _partition(self, x, quantized=None):
+    def _partition(self, x, fcs=None):
         """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added
-        (``quantized``: see :meth:`_global_perceptron`)."""
+        (``fcs``: see :meth:`forward_with_fcs`)."""
         N, C = x.shape[:2]
         (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
         if (H, W) != self.padded_size:
@@ -265,7 +271,7 @@ class RepMLPBlock(BaseModule):
         # second copy.
         partitions = partitions.clone(memory_format=torch.contiguous_format)
         if self.with_global:
-            per_partition = self._global_perceptron(x, quantized).reshape(N, C, nh, nw)
+            per_partition = self._global_perceptron(x, fcs).reshape(N, C, nh, nw)
             partitions += per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
         return partitions.reshape(N * nh * nw, C, h, w)
 
@@ -288,16 +294,13 @@ class RepMLPBlock(BaseModule):
             out = out[:, :, :H, :W]
         return out
 
-    def _global_perceptron(self, x, quantized=None):
-        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``.
-
-        ``quantized``: the fake-quantized deploy FCs of quantization-aware training (from
-        :func:`~mmrepmlp.quantization.fake_quantized_deploy_fcs`), used instead of the BN, FC1
-        and FC2 of the training form.
+    def _global_perceptron(self, x, fcs=None):
+        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``; with ``fcs``
+        (see :meth:`forward_with_fcs`) their FC1 and FC2 replace the block's BN, FC1 and FC2.
         """
         pooled = F.avg_pool2d(x, self.partition_size)
-        if quantized is not None:
-            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = quantized
+        if fcs is not None:
+            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = fcs
             hidden = F.relu(F.linear(pooled.flatten(1), fc1_weight, fc1_bias))
             return F.linear(hidden, fc2_weight, fc2_bias)
         if not self.deploy:
@@ -466,8 +469,8 @@ class RepMLP1d(RepMLPBlock):
         super().__init__(in_channels, out_channels, (1, in_length), (1, partition_length),
                          local_kernels=[(1, k) for k in local_kernels], **kwargs)
 
-    def forward(self, x):
-        """``(N, C, L)`` -> ``(N, O, L)``."""
+    def _forward(self, x, fcs=None):
+        """``(N, C, L)`` -> ``(N, O, L)``, for :meth:`forward` and :meth:`forward_with_fcs`."""
         expected = (self.in_channels, self.in_size[1])
         other_length = self.larger_input == 'windows' and x.dim() == 3 and (
             x.shape[1] == self.in_channels)
@@ -475,4 +478,4 @@ class RepMLP1d(RepMLPBlock):
             raise ValueError(f'RepMLP1d was built for inputs (N, C, L) = (N, {expected[0]}, '
                              f'{expected[1]}) but got {tuple(x.shape)}; set in_channels and '
                              "in_length to match the input, or pass larger_input='windows'")
-        return super().forward(x.unsqueeze(2)).squeeze(2)
+        return super()._forward(x.unsqueeze(2), fcs).squeeze(2)
