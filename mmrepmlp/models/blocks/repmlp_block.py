@@ -18,9 +18,7 @@ from ..arguments import (
     check_pair,
 )
 from ..layers import ConvBN, GroupwiseFC
-from ..layers.groupwise_fc import FC_IMPLS
 
-LOCAL_IMPLS = ('per_branch', 'fused')
 LARGER_INPUTS = ('error', 'windows')
 
 
@@ -30,6 +28,18 @@ def _as_1d_norm(norm_cfg):
     if cfg['type'] in ('BN', 'BN2d'):
         cfg['type'] = 'BN1d'
     return cfg
+
+
+class LocalPerceptron(nn.ModuleDict):
+    """The Local Perceptron: conv + BN branches (:class:`ConvBN`) by name, their outputs
+    summed."""
+
+    def forward(self, x):
+        branches = iter(self.values())
+        out = next(branches)(x)
+        for branch in branches:
+            out = out + branch(x)
+        return out
 
 
 @MODELS.register_module()
@@ -47,7 +57,9 @@ class RepMLPBlock(BaseModule):
       "same" zero padding inside the partition) + BN, added to FC3's output.
 
     The deploy form (:meth:`switch_to_deploy` or ``deploy=True``) keeps only FC1, FC2 and one
-    FC3 with bias, and computes exactly the same function (up to float rounding).
+    FC3 with bias, and computes exactly the same function (up to float rounding). FC3 runs as
+    one batched matmul and the Local Perceptron as one conv + BN per kernel, the faster of the
+    measured implementations (``docs/repmlp_block.md``).
 
     Sizes that are not multiples of the partition: the input is zero-padded at the bottom
     and right up to the next multiple of ``(h, w)``, processed as a padded map, and the output
@@ -71,13 +83,6 @@ class RepMLPBlock(BaseModule):
         with_global (bool): build the Global Perceptron (the paper's ablation C sets False).
             Defaults to True.
         norm_cfg (dict): config of the norm layers. Defaults to ``dict(type='BN')``.
-        fc_impl (str): ``'matmul'`` (batched matmul, fast) or ``'conv'`` (grouped 1x1 conv,
-            the official reference path) for the groupwise FC3. Defaults to 'matmul'.
-        local_impl (str): ``'per_branch'`` (one conv + BN per kernel, the faster one on CPU)
-            or ``'fused'`` (one conv with the kernels padded to the largest and stacked on the
-            output channels, normalized by one batch-norm call that updates every branch's
-            running statistics exactly as ``'per_branch'`` does; needs plain BN). Same
-            result. Defaults to 'per_branch'.
         larger_input (str): what an input of another size than ``in_size`` does:
             ``'error'`` (a clear error: FC1 and FC2 are sized for ``in_size``'s partitions) or
             ``'windows'`` (the map runs as independent windows of ``in_size``, the last row and
@@ -98,8 +103,6 @@ class RepMLPBlock(BaseModule):
                  fc1_fc2_reduction=1,
                  with_global=True,
                  norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
-                 fc_impl='matmul',
-                 local_impl='per_branch',
                  larger_input='error',
                  deploy=False,
                  init_cfg=None):
@@ -113,12 +116,10 @@ class RepMLPBlock(BaseModule):
         self.local_kernels = self._parse_kernels(local_kernels, owner)
         self.fc1_fc2_reduction = check_int(fc1_fc2_reduction, 'fc1_fc2_reduction', owner)
         with_global = check_bool(with_global, 'with_global', owner)
-        self.local_impl = check_choice(local_impl, 'local_impl', owner, LOCAL_IMPLS)
         self.larger_input = check_choice(larger_input, 'larger_input', owner, LARGER_INPUTS)
-        check_choice(fc_impl, 'fc_impl', owner, FC_IMPLS)
         norm_cfg = check_norm_cfg(norm_cfg, owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
-        self._check_config(norm_cfg)
+        self._check_config()
 
         (H, W), (h, w) = self.in_size, self.partition_size
         self.num_parts = (math.ceil(H / h), math.ceil(W / w))
@@ -138,10 +139,10 @@ class RepMLPBlock(BaseModule):
             self.fc2 = nn.Linear(global_size // fc1_fc2_reduction, global_size)
 
         self.fc3 = GroupwiseFC(in_channels * num_pixels, out_channels * num_pixels, groups,
-                               bias=deploy, impl=fc_impl)
+                               bias=deploy)
         if not deploy:
             self.fc3_bn = build_norm_layer(_as_1d_norm(norm_cfg), out_channels * num_pixels)[1]
-            self.local_perceptron = nn.ModuleDict({
+            self.local_perceptron = LocalPerceptron({
                 f'conv{kh}x{kw}': ConvBN(in_channels, out_channels, (kh, kw),
                                          padding=(kh // 2, kw // 2), groups=groups,
                                          norm_cfg=norm_cfg)
@@ -160,7 +161,7 @@ class RepMLPBlock(BaseModule):
                              'once; list each kernel size once')
         return tuple(sorted(kernels))
 
-    def _check_config(self, norm_cfg):
+    def _check_config(self):
         (H, W), (h, w), g = self.in_size, self.partition_size, self.groups
         if self.in_channels % g or self.out_channels % g:
             raise ValueError(f'RepMLPBlock: in_channels={self.in_channels} and out_channels='
@@ -175,10 +176,6 @@ class RepMLPBlock(BaseModule):
             if kh > h or kw > w:
                 raise ValueError(f'RepMLPBlock: local_kernels entry {(kh, kw)} is larger than '
                                  f'the partition {(h, w)}; drop it or enlarge the partition')
-        if self.local_impl == 'fused' and norm_cfg.get('type') not in ('BN', 'BN2d'):
-            raise ValueError("RepMLPBlock: local_impl='fused' normalizes the stacked branches "
-                             "with one plain batch norm, so it needs norm_cfg type 'BN'; got "
-                             f"{norm_cfg.get('type')!r}, use local_impl='per_branch'")
 
     # ----------------------------------------------------------------- forward
     def forward(self, x):
@@ -247,7 +244,7 @@ class RepMLPBlock(BaseModule):
             return self._unpartition(self.fc3.features_first(flat), N, channels_last)
         out = self.fc3_bn(self.fc3(flat))
         if self.local_kernels:
-            out = out + self._local_perceptron(partitions).reshape_as(out)
+            out = out + self.local_perceptron(partitions).reshape_as(out)
         return self._unpartition(out.t(), N, channels_last)
 
     def _deploy_fc3(self, flat, weight, bias):
@@ -255,7 +252,7 @@ class RepMLPBlock(BaseModule):
         # The equivalent FC3 has the layout of the deploy form's GroupwiseFC whatever module
         # computes FC3 in training; a parameterless (meta) one runs it on these tensors.
         deploy_fc3 = GroupwiseFC(self.fc3.in_features, self.fc3.out_features, self.groups,
-                                 impl=self.fc3.impl, device='meta')
+                                 device='meta')
         return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, ))
 
     def _partition(self, x, fcs=None):
@@ -308,34 +305,6 @@ class RepMLPBlock(BaseModule):
         hidden = F.relu(self.fc1(pooled.flatten(1)))
         return self.fc2(hidden)
 
-    def _local_perceptron(self, partitions):
-        branches = list(self.local_perceptron.values())
-        if self.local_impl == 'fused' and len(branches) > 1:
-            return self._fused_local_perceptron(partitions, branches)
-        out = branches[0](partitions)
-        for branch in branches[1:]:
-            out = out + branch(partitions)
-        return out
-
-    def _fused_local_perceptron(self, partitions, branches):
-        """All branches with one conv and one batch norm, summed.
-
-        The kernels are padded to the largest and stacked on the output channels in the
-        order (conv group, branch, channel in group), so the stacked conv keeps the grouping
-        and its output is normalized as it is, without per-branch slices.
-        """
-        g, num_branches, kmax = self.groups, len(branches), self.largest_kernel
-        out_per_group, in_per_group = self.out_channels // g, self.in_channels // g
-        weight = torch.stack([
-            pad_kernel(b.conv.weight, kmax).reshape(g, out_per_group, in_per_group, *kmax)
-            for b in branches
-        ], dim=1).reshape(num_branches * self.out_channels, in_per_group, *kmax)
-        stacked = F.conv2d(partitions, weight, padding=(kmax[0] // 2, kmax[1] // 2), groups=g)
-        normed = _stacked_batch_norm(stacked, [b.bn for b in branches], g)
-        n, _, h, w = stacked.shape
-        normed = normed.reshape(n, g, num_branches, out_per_group, h, w)
-        return normed.sum(2).reshape(n, self.out_channels, h, w)
-
     @property
     def largest_kernel(self):
         """``(kh, kw)`` covering every Local Perceptron kernel; None without one."""
@@ -387,60 +356,13 @@ class RepMLPBlock(BaseModule):
             return
         with torch.no_grad():
             fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
-        self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups,
-                                           self.fc3.impl)
+        self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups)
         if self.with_global:
             self.fc1.weight.data.copy_(fc1_weight)
             self.fc1.bias.data.copy_(fc1_bias)
             del self.global_bn
         del self.fc3_bn, self.local_perceptron
         self.deploy = True
-
-
-def _stacked_batch_norm(stacked, norms, groups):
-    """Apply ``norms[i]`` to branch ``i``'s channels of a stacked conv output, in one call.
-
-    ``stacked`` is ``(N, g * num_branches * O/g, h, w)`` in (group, branch, channel) order.
-    Per-channel batch norm does not mix channels, so one ``F.batch_norm`` over the stacked
-    channels, with every branch's parameters and statistics gathered in the same order,
-    computes each branch's output exactly. The updated running statistics are written back
-    and ``num_batches_tracked`` advanced, exactly as calling each norm would.
-    """
-
-    def gather(attr):
-        return torch.stack([getattr(bn, attr).reshape(groups, -1) for bn in norms],
-                           dim=1).reshape(-1)
-
-    first = norms[0]
-    training = first.training
-    update_stats = training and first.track_running_stats
-    momentum = first.momentum
-    if update_stats:
-        tracked = {int(bn.num_batches_tracked) for bn in norms}
-        if momentum is None and len(tracked) > 1:
-            raise RuntimeError('RepMLPBlock (local_impl=\'fused\'): the branch BNs have '
-                               f'tracked different numbers of batches {sorted(tracked)} and '
-                               'momentum=None; use local_impl=\'per_branch\'')
-        for bn in norms:
-            bn.num_batches_tracked.add_(1)
-        if momentum is None:  # cumulative moving average, as in nn.BatchNorm
-            momentum = 1.0 / float(first.num_batches_tracked)
-    has_stats = first.running_mean is not None
-    running_mean = gather('running_mean') if has_stats else None
-    running_var = gather('running_var') if has_stats else None
-    affine = first.affine
-    out = F.batch_norm(stacked, running_mean, running_var,
-                       gather('weight') if affine else None, gather('bias') if affine else None,
-                       training or not has_stats, momentum or 0.0, first.eps)
-    if update_stats:
-        with torch.no_grad():
-            per_branch = (len(norms), -1)
-            means = running_mean.reshape(groups, *per_branch).transpose(0, 1)
-            variances = running_var.reshape(groups, *per_branch).transpose(0, 1)
-            for bn, mean, var in zip(norms, means, variances):
-                bn.running_mean.copy_(mean.reshape(-1))
-                bn.running_var.copy_(var.reshape(-1))
-    return out
 
 
 @MODELS.register_module()
