@@ -23,6 +23,7 @@ import argparse
 
 import torch
 import torch.nn as nn
+from block_references import use_conv_fc3, use_fused_local_perceptron
 
 from mmrepmlp.analysis import (
     load_average_line,
@@ -58,16 +59,20 @@ def parse_args(argv=None):
 
 
 def make_blocks(channels, size, groups, variants, **common):
-    """One block per variant (constructor overrides), all with the same weights."""
+    """One block per variant ``(constructor overrides, reference implementation to put into
+    it or None)`` (``block_references.py``), all with the same weights."""
     torch.manual_seed(0)
     blocks = {
         name: RepMLPBlock(channels, channels, size, 7, groups=groups, **common, **overrides)
-        for name, overrides in variants.items()
+        for name, (overrides, _) in variants.items()
     }
     reference = randomize_norm_layers(next(iter(blocks.values())))
     for block in blocks.values():
         # A block without Local Perceptron takes the subset of the weights it has.
         block.load_state_dict(reference.state_dict(), strict=bool(block.local_kernels))
+    for name, (_, use_reference) in variants.items():
+        if use_reference is not None:
+            use_reference(blocks[name])
     return blocks
 
 
@@ -91,15 +96,15 @@ def measure_shape(channels, size, groups, args):
     """Median seconds of each timed variant for one block shape."""
     inputs = torch.randn(args.batch, channels, size, size)
     deploy = make_blocks(channels, size, groups, {
-        'matmul': dict(fc_impl='matmul'),
-        'conv': dict(fc_impl='conv')
+        'matmul': ({}, None),
+        'conv': ({}, use_conv_fc3)
     }, deploy=True)
     train = make_blocks(channels, size, groups, {
-        'per_branch': dict(local_impl='per_branch'),
-        'fused': dict(local_impl='fused'),
-        'conv_fc3': dict(local_impl='per_branch', fc_impl='conv'),
-        'no_local': dict(local_kernels=()),
-        'convs_only': dict(local_impl='per_branch')
+        'per_branch': ({}, None),
+        'fused': ({}, use_fused_local_perceptron),
+        'conv_fc3': ({}, use_conv_fc3),
+        'no_local': (dict(local_kernels=()), None),
+        'convs_only': ({}, None)
     })
     without_branch_norms(train['convs_only'])
     for block in deploy.values():

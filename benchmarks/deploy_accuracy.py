@@ -21,10 +21,9 @@ from mmengine.logging import MMLogger
 
 from mmrepmlp.analysis import machine_lines
 from mmrepmlp.apis.build import load_config
-from mmrepmlp.apis.inference import optimize_for_inference
 from mmrepmlp.apis.quick_start import DEFAULT_WORK_DIR, dataloader_accuracy, quick_start_config
 from mmrepmlp.apis.runner import build_runner, fit_config_to_device
-from mmrepmlp.quantization import quantize_int8
+from mmrepmlp.deployment import optimize_for_inference, quantize_int8
 from mmrepmlp.utils import find_repo_file
 
 QAT_CONFIG = osp.join(find_repo_file('configs'), 'repmlp_cifar', 'pure-mlp_1xb32_digits-qat.py')

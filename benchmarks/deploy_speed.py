@@ -6,11 +6,11 @@ the paths are:
 
 - ``eager``: the deploy model as it is (float32, NCHW);
 - ``channels_last``: the same in channels_last memory format (float32);
-- ``optimized``: :func:`mmrepmlp.apis.inference.optimize_for_inference` (float32, compiled);
+- ``optimized``: :func:`mmrepmlp.deployment.optimize_for_inference` (float32, compiled);
 - ``bf16``: ``optimize_for_inference(dtype=torch.bfloat16)`` (autocast, not exact);
-- ``int8``: :func:`mmrepmlp.quantization.quantize_int8` (PT2E, x86 inductor; CPU only),
+- ``int8``: :func:`mmrepmlp.deployment.quantize_int8` (PT2E, x86 inductor; CPU only),
   calibrated on random batches (speed does not depend on what it is calibrated on);
-- ``onnxruntime`` / ``pt2``: the artifacts of :mod:`mmrepmlp.apis.export` (an ONNX file run
+- ``onnxruntime`` / ``pt2``: the artifacts of :mod:`mmrepmlp.deployment.export` (an ONNX file run
   by onnxruntime on the CPU, an AOTInductor package), float32.
 
 With ``--official-v1 DIR`` (a checkout of the official RepMLP v1 code, the commit before its
@@ -56,8 +56,13 @@ from mmrepmlp.apis.benchmark import (
     build_benchmark_models,
     resolve_device,
 )
-from mmrepmlp.apis.build import forward_raw
-from mmrepmlp.apis.inference import optimize_for_inference
+from mmrepmlp.deployment import (
+    export_onnx,
+    export_pt2,
+    forward_raw,
+    optimize_for_inference,
+    quantize_int8,
+)
 from mmrepmlp.models.official_import import official_key_to_mmrepmlp
 from mmrepmlp.tasks.base import Task
 
@@ -154,8 +159,6 @@ def build_path(path, model, example, device, workdir):
         return raw_forward(optimize_for_inference(model, dtype=torch.bfloat16, device=device,
                                                   **quiet))
     if path == 'int8':
-        from mmrepmlp.quantization import quantize_int8
-
         calibration = [torch.randn_like(example) for _ in range(CALIBRATION_BATCHES)]
         return raw_forward(quantize_int8(model, calibration, **quiet))
     return export_and_load(path, model, example, workdir)
@@ -170,12 +173,10 @@ def artifact_path(path, model, example, workdir):
 
 
 def export_and_load(path, model, example, workdir):
-    """Export a copy of ``model`` at the example's batch size with :mod:`mmrepmlp.apis.export`
-    and load the artifact into its runtime."""
-    from mmrepmlp.apis import export
-
+    """Export a copy of ``model`` at the example's batch size with
+    :mod:`mmrepmlp.deployment.export` and load the artifact into its runtime."""
     target = artifact_path(path, model, example, workdir)
-    exporter = export.export_pt2 if path == 'pt2' else export.export_onnx
+    exporter = export_pt2 if path == 'pt2' else export_onnx
     exporter(copy.deepcopy(model), target, example, log=lambda line: None)
     return load_artifact(path, target)
 

@@ -1,7 +1,7 @@
 """mmrepmlp: RepMLP re-parameterized blocks for the OpenMMLab ecosystem.
 
 Importing the package applies the compatibility fixes for the pinned stack (see
-:mod:`mmrepmlp.compat`), registers every model, dataset and metric in MMPretrain's
+:mod:`mmrepmlp.compat`), registers every model, dataset, metric and hook in MMPretrain's
 registries, and registers the package's model index with ``mmpretrain.apis.ModelHub``.
 """
 from . import compat
@@ -9,7 +9,7 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registration)
+from . import datasets, deployment, evaluation, models  # noqa: E402,F401  (registration)
 from .reparam import repmlp_model_convert  # noqa: E402
 from .utils import register_model_index  # noqa: E402
 

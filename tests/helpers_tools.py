@@ -89,14 +89,19 @@ def run_tool(args, cwd, env=None):
 
 def load_script(relative_path):
     """Import the repository's ``<relative_path>`` (a tool or benchmark script) as a module, to
-    call its ``main(argv)`` in-process."""
+    call its ``main(argv)`` in-process. Its folder is on ``sys.path`` meanwhile, as when
+    Python runs it, so that it imports its sibling modules as it does then."""
     import importlib.util
 
     path = osp.join(REPO_ROOT, relative_path)
     name = 'script_' + osp.splitext(osp.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, osp.dirname(path))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(osp.dirname(path))
     return module
 
 

@@ -13,7 +13,7 @@ import argparse
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import convert_checkpoint
 from mmrepmlp.apis.cli import tool_main
-from mmrepmlp.apis.deploy import DEFAULT_TOLERANCE
+from mmrepmlp.deployment import DEFAULT_TOLERANCE
 
 
 def parse_args(argv=None):

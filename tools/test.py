@@ -4,7 +4,7 @@ Works for every task's configs (classification, segmentation, face recognition),
 training-time and deploy configs alike, on GPUs and on CPUs. The checkpoint must fit the
 model (``--non-strict`` tests what fits). For segmentation configs ``--out`` is a folder of
 predicted maps, as in MMSegmentation's own tool. ``--optimize`` tests the model in its
-fastest exact inference form (:func:`mmrepmlp.apis.inference.optimize_for_inference`).
+fastest exact inference form (:func:`mmrepmlp.deployment.optimize_for_inference`).
 
 Example::
 

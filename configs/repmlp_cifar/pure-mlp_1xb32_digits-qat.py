@@ -4,7 +4,9 @@
 # start's checkpoint (`make demo` writes it) and uses its BN statistics unchanged.
 _base_ = ['./pure-mlp_1xb32_digits.py']
 
-model = dict(backbone=dict(mixer_cfg=dict(quant_aware=True)))
+# Switches the RepMLP blocks to quantization-aware training before training, validation and
+# testing (mmrepmlp.deployment.prepare_quant_aware); the checkpoint keys stay the plain model's.
+custom_hooks = [dict(type='QuantAwareTrainingHook')]
 load_from = 'work_dirs/quick_start/epoch_3.pth'
 
 # Fine-tuning: one epoch at a tenth of the learning rate, constant.

@@ -1,10 +1,11 @@
 """Library side of the command-line tools: config preparation, model loading, deploy conversion
 and speed measurement. The tools in ``tools/`` are thin wrappers over these functions."""
+from ..deployment import ExportResult
 from ..utils.errors import ToolError
 from .benchmark import ModelSpec, benchmark_models
 from .build import build_model, forward_raw, input_shape, load_config, load_model, read_checkpoint
 from .deploy import DeployResult, convert_checkpoint, make_deploy_config
-from .export import ExportResult, export_checkpoint
+from .export import export_checkpoint
 from .runner import (
     add_runner_args,
     build_runner,

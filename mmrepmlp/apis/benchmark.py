@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from ..analysis import count_flops, count_params, measure_interleaved, no_grad_step
+from ..deployment import convert_model, optimize_for_inference
 from ..utils.errors import ToolError
 from .build import (
     build_model,
@@ -20,8 +21,6 @@ from .build import (
     load_weights,
     read_checkpoint,
 )
-from .deploy import convert_model
-from .inference import optimize_for_inference
 
 
 @dataclass
@@ -52,7 +51,7 @@ def resolve_device(device=None):
 @dataclass
 class ModelSpec:
     """A model to time: its config, optional weights and config overrides, whether to convert
-    it first (``deploy``) or to run it as :func:`~mmrepmlp.apis.inference.optimize_for_inference`
+    it first (``deploy``) or to run it as :func:`~mmrepmlp.deployment.optimize_for_inference`
     makes it (``optimize``: deploy form, compiled; the warm-up rounds compile), and the name to
     report it under (by default the config's file name)."""
     config: str

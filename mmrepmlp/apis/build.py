@@ -5,9 +5,11 @@ the same code serves MMPretrain classifiers, MMSegmentation segmentors and any o
 """
 import os.path as osp
 
-import torch
 from mmengine.config import Config
 
+# forward_raw is one of the helpers the tools use with a loaded model; it lives with the
+# model-level deployment code.
+from ..deployment import forward_raw  # noqa: F401
 from ..tasks import task_of
 from ..utils.checkpoint import (
     describe_differences,
@@ -86,20 +88,3 @@ def input_shape(cfg, shape=None):
     :meth:`mmrepmlp.tasks.Task.input_shape`)."""
     return task_of(cfg).input_shape(cfg, shape)
 
-
-def forward_raw(model, inputs):
-    """The model's raw network output on a batch, without data pre- or post-processing."""
-    from mmengine.model import BaseModel
-
-    return model(inputs, mode='tensor') if isinstance(model, BaseModel) else model(inputs)
-
-
-def output_tensors(outputs):
-    """Flatten nested tuples, lists and dicts of outputs into a list of tensors."""
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        return [t for item in outputs for t in output_tensors(item)]
-    return []

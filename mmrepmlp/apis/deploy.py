@@ -1,7 +1,8 @@
 """Convert a training-time checkpoint to its deploy form, verify it, and save it with its config.
 
 Works for any task (classifier, segmentor, face model): every re-parameterizable module of the
-model is converted by :func:`mmrepmlp.reparam.reparameterize_model`, the task heads are kept.
+model is converted by :func:`mmrepmlp.deployment.convert_model`, the task heads are kept; this
+module adds the config, checkpoint and file handling around it.
 The deploy config is the training config with ``deploy=True`` on every module config whose
 class is re-parameterizable; the verification rebuilds the model from that config, loads the
 converted weights strictly and compares its output with the training-time model's, so what is
@@ -11,28 +12,25 @@ import copy
 import inspect
 import os
 import os.path as osp
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch
 
-from ..reparam import CONVERSION_METHODS, conversion_method, reparameterize_model
+from ..deployment import DEFAULT_TOLERANCE, convert_model, invalid_values, random_batch, raw_outputs
+from ..reparam import CONVERSION_METHODS
 from ..tasks import task_of
-from ..utils.errors import ToolError, describe_exception
+from ..utils.errors import ToolError
 from ..utils.files import check_not_overwriting, check_writable, staged_files
 from .build import (
     build_model,
-    forward_raw,
     input_shape,
     load_config,
     load_weights,
-    output_tensors,
     read_checkpoint,
     state_dict_mismatch,
 )
 
-DEFAULT_TOLERANCE = 1e-4
 VERIFY_BATCH = 2
 
 
@@ -112,81 +110,6 @@ def make_deploy_config(cfg):
     return deploy_cfg, flagged
 
 
-@contextmanager
-def _reporting_conversions(model, on_converted):
-    """Call ``on_converted(name, module)`` after each conversion that changed its module
-    without converting a reported module inside it (so a container such as a residual block
-    or the backbone, which converts its children, is not reported again), however
-    :func:`reparameterize_model` reaches the modules."""
-    reported = []
-    wrapped = []
-
-    def reporting(name, module, convert):
-        def convert_and_report():
-            keys, reported_before = module.state_dict().keys(), len(reported)
-            convert()
-            if module.state_dict().keys() != keys and len(reported) == reported_before:
-                reported.append(name)
-                on_converted(name or 'model', module)
-        return convert_and_report
-
-    for name, module in model.named_modules():
-        convert = conversion_method(module)
-        if convert is not None:
-            # An instance attribute shadows the method until it is deleted below.
-            setattr(module, convert.__name__, reporting(name, module, convert))
-            wrapped.append((module, convert.__name__))
-    try:
-        yield
-    finally:
-        for module, method_name in wrapped:
-            delattr(module, method_name)
-
-
-def convert_model(model, log=print):
-    """Convert every re-parameterizable module of ``model`` in place, a log line per module.
-
-    Returns:
-        list[str]: the names of the converted modules (empty when nothing was left to convert).
-    """
-    converted = []
-
-    def on_converted(name, module):
-        converted.append(name)
-        log(f'converted {name} ({type(module).__name__}) [{len(converted)}]')
-
-    with _reporting_conversions(model, on_converted):
-        reparameterize_model(model, inplace=True)
-    return converted
-
-
-def invalid_values(model):
-    """Names of the parameters and buffers of ``model`` that hold NaN or inf, and of the BN
-    running variances that are negative: what makes a conversion meaningless."""
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    problems = [f'{name} (not finite)' for name, tensor in
-                (*model.named_parameters(), *model.named_buffers())
-                if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-    for name, module in model.named_modules():
-        variance = getattr(module, 'running_var', None)
-        if isinstance(module, _BatchNorm) and variance is not None and (variance < 0).any():
-            problems.append(f'{name}.running_var (negative)')
-    return problems
-
-
-def raw_outputs(model, inputs):
-    """The model's raw outputs on ``inputs`` (a list of tensors), without gradients; a model
-    that fails on them is a :class:`ToolError` asking for the right input size."""
-    try:
-        with torch.no_grad():
-            return output_tensors(forward_raw(model, inputs))
-    except Exception as exc:
-        raise ToolError(f'the model fails on a random batch {tuple(inputs.shape)} '
-                        f'({describe_exception(exc)}); pass --shape H W with its input '
-                        'size') from exc
-
-
 def _rebuild_deploy_model(deploy_cfg, deploy_state):
     """The model of the deploy config with the converted weights, loaded strictly."""
     deploy_model = build_model(deploy_cfg)
@@ -237,7 +160,8 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
         DeployResult: what was written and the measured difference.
 
     Raises:
-        ToolError: bad input, or outputs differ beyond ``tolerance``; nothing is written then.
+        InputError: bad input (a :class:`ToolError` for files and configs), or outputs differ
+            beyond ``tolerance``; nothing is written then.
     """
     out_checkpoint, out_config = default_output_paths(config_path, checkpoint_path, out)
     check_not_overwriting((out_checkpoint, out_config), (checkpoint_path, config_path))
@@ -259,8 +183,7 @@ def convert_checkpoint(config_path, checkpoint_path, out=None, verify=True,
                         'diverged or the file is damaged: convert another checkpoint')
 
     if verify:
-        inputs = torch.randn(VERIFY_BATCH, *input_shape(cfg, shape),
-                             generator=torch.Generator().manual_seed(0))
+        inputs = random_batch(VERIFY_BATCH, input_shape(cfg, shape))
         reference = raw_outputs(model, inputs)
     converted = convert_model(model, log)
     if not converted:

@@ -1,10 +1,11 @@
-"""Deploy config and per-module conversion (mmrepmlp.apis.deploy)."""
+"""Deploy config (mmrepmlp.apis.deploy) and per-module conversion (mmrepmlp.deployment)."""
 import os.path as osp
 
 import torch
 
 from mmrepmlp.apis import load_model, make_deploy_config
-from mmrepmlp.apis.deploy import convert_model, default_output_paths
+from mmrepmlp.apis.deploy import default_output_paths
+from mmrepmlp.deployment import convert_model
 from mmrepmlp.tasks import Task
 
 CLS_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'configs',

@@ -1,6 +1,7 @@
-"""Export (mmrepmlp.apis.export, tools/deployment/export.py): ONNX, AOTInductor and TorchScript
-artifacts of tiny models match PyTorch on another batch size, pt2 packages run in a fresh
-process, training checkpoints are converted first, and bad input fails before any output."""
+"""Export (mmrepmlp.deployment.export, mmrepmlp.apis.export, tools/deployment/export.py): ONNX,
+AOTInductor and TorchScript artifacts of tiny models match PyTorch on another batch size, pt2
+packages run in a fresh process, training checkpoints are converted first, and bad input fails
+before any output."""
 import os.path as osp
 import re
 import subprocess
@@ -22,11 +23,12 @@ from helpers_tools import (
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmrepmlp.apis import ToolError, convert_checkpoint, load_model
-from mmrepmlp.apis.build import forward_raw, input_shape
-from mmrepmlp.apis.deploy import convert_model
-from mmrepmlp.apis.export import export_checkpoint, random_batch
+from mmrepmlp.apis import convert_checkpoint, load_model
+from mmrepmlp.apis.build import input_shape
+from mmrepmlp.apis.export import export_checkpoint
+from mmrepmlp.deployment import convert_model, forward_raw, random_batch
 from mmrepmlp.reparam import randomize_norm_layers
+from mmrepmlp.utils.errors import InputError
 
 FACE_CONFIG = osp.join(REPO_ROOT, 'configs', 'repmlp_face', 'repmlp-faceres50_8xb64_ms1mv2.py')
 # RepMLP-FaceRes at a test's scale: one block per stage, a 2x2 last map at 64x64 inputs.
@@ -259,7 +261,7 @@ def test_unexportable_forward_names_its_module(tmp_path, fmt):
                       "model = dict(neck=dict(type='DataDependentNeck'))\n")
     checkpoint = write_checkpoint(str(config), tmp_path / 'data_dependent.pth')
 
-    with pytest.raises(ToolError) as error:
+    with pytest.raises(InputError) as error:
         export_checkpoint(str(config), checkpoint, fmt, out=str(tmp_path / f'model.{fmt}'),
                           log=lambda line: None)
 

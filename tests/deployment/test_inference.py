@@ -24,8 +24,7 @@ from mmengine.runner import Runner
 from mmpretrain import get_model
 
 from mmrepmlp.apis import load_model
-from mmrepmlp.apis.build import forward_raw
-from mmrepmlp.apis.inference import optimize_for_inference
+from mmrepmlp.deployment import forward_raw, optimize_for_inference
 from mmrepmlp.reparam import randomize_norm_layers
 
 TOLERANCE = 1e-5

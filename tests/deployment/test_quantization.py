@@ -15,23 +15,27 @@ import torch
 from helpers_tools import TINY_PURE_MLP_CONFIG, relative_difference
 from mmengine.config import ConfigDict
 
-from mmrepmlp.apis.build import forward_raw, load_config
+from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.quick_start import dataloader_accuracy as accuracy
 from mmrepmlp.apis.runner import build_runner, fit_config_to_device
-from mmrepmlp.models.blocks import RepMLPBlock
-from mmrepmlp.models.layers import GroupwiseFC
-from mmrepmlp.quantization import (
+from mmrepmlp.deployment import (
     FC3WithBN,
     SplitGroupwiseFC,
     fake_quantize_weight,
     fake_quantized_deploy_fcs,
+    forward_raw,
     fuse_fc3_bn,
     insert_fc3_bn,
     int8_weights,
+    is_quant_aware,
+    prepare_quant_aware,
     quantize_int8,
 )
-from mmrepmlp.reparam import reparameterize_model
+from mmrepmlp.models.blocks import RepMLPBlock
+from mmrepmlp.models.layers import GroupwiseFC
+from mmrepmlp.reparam import randomize_norm_layers, reparameterize_model
 from mmrepmlp.utils import find_repo_file
+from mmrepmlp.utils.errors import InputError
 
 QAT_CONFIG = 'repmlp_cifar/pure-mlp_1xb32_digits-qat.py'
 CALIBRATION_BATCHES = 8
@@ -89,7 +93,7 @@ def test_qat_trains_the_kernels_the_int8_model_gets(digits, tmp_path):
     qat_model = build_runner(cfg).train().eval()
 
     blocks = repmlp_blocks(qat_model)
-    assert blocks and all(block.quant_aware and not block.deploy for block in blocks.values())
+    assert blocks and all(is_quant_aware(block) and not block.deploy for block in blocks.values())
     trained = qat_model.state_dict()
     assert any(not torch.equal(value, trained[key]) for key, value in model.state_dict().items()
                if value.is_floating_point())
@@ -123,9 +127,30 @@ def test_split_groupwise_fc_computes_the_groupwise_fc(bias):
         assert relative_difference(split.features_first(x), fc.features_first(x)) <= 1e-6
 
 
-def test_quant_aware_must_be_a_bool():
-    with pytest.raises(TypeError, match='quant_aware must be True or False'):
-        RepMLPBlock(8, 8, 8, 4, quant_aware='yes')
+def test_prepare_quant_aware_needs_a_repmlp_block():
+    with pytest.raises(InputError, match='has no RepMLP block'):
+        prepare_quant_aware(torch.nn.Conv2d(8, 8, 3))
+
+
+def test_prepare_quant_aware_keeps_the_keys_and_leaves_the_deploy_form_alone():
+    torch.manual_seed(0)
+    block = randomize_norm_layers(RepMLPBlock(4, 4, 8, 4, groups=2, local_kernels=(1, 3)))
+    block.eval()
+    keys = set(block.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        float_outputs = block(x)
+
+        assert prepare_quant_aware(block) == [''] and is_quant_aware(block)
+
+        assert set(block.state_dict()) == keys
+        fake_quantized = block(x)
+        assert torch.equal(fake_quantized,
+                           block.forward_with_fcs(x, *fake_quantized_deploy_fcs(block)))
+        assert 0 < relative_difference(fake_quantized, float_outputs) <= 0.05
+        block.switch_to_deploy()
+        assert relative_difference(block(x), float_outputs) <= 1e-5
+    assert prepare_quant_aware(block) == [''] and isinstance(block, RepMLPBlock)
 
 
 def test_bn_after_fc3_inserts_and_fuses_back_exactly(digits):

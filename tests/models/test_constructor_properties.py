@@ -42,8 +42,6 @@ def block_arguments(draw):
         fc1_fc2_reduction=draw(st.sampled_from([1, 2, 5])),
         with_global=draw(st.booleans()),
         norm_cfg=draw(st.sampled_from(NORMS)),
-        fc_impl=draw(st.sampled_from(['matmul', 'conv'])),
-        local_impl=draw(st.sampled_from(['per_branch', 'fused'])),
         larger_input=draw(st.sampled_from(['error', 'windows'])),
         deploy=draw(st.booleans()))
     if not isinstance(kwargs['in_size'], tuple):
@@ -54,7 +52,7 @@ def block_arguments(draw):
         'fc1_fc2_reduction': BAD_INTS, 'in_size': [12.0, (4, 4, 4), (4, -1), None],
         'partition_size': [0, 2.5, (2, ), 'x'], 'local_kernels': [None, 3, (2, ), (1, 1)],
         'with_global': BAD_FLAGS, 'deploy': BAD_FLAGS, 'norm_cfg': BAD_NORMS,
-        'fc_impl': ['einsum'], 'local_impl': ['magic'], 'larger_input': ['crop'],
+        'larger_input': ['crop'],
     }
     return (*_with_mistake(draw, kwargs, mistakes), correct)
 

@@ -3,31 +3,39 @@
 Each speed-up (features-first FC3 with a single un-partitioning copy, one-copy partitioning,
 channels_last outputs, in-place residual adds, tap-wise conv-to-FC conversion, conversion
 without re-initialized layers) is checked in float64 against a plain implementation of the
-same math: the paper's block written with straightforward tensor ops, or the library's
-reference functions (``conv_to_fc``, the grouped-conv FC3).
+same math: the paper's block written with straightforward tensor ops, the library's
+reference function ``conv_to_fc``, or the reference implementations of
+``benchmarks/block_references.py`` (the grouped-conv FC3, the fused Local Perceptron).
 """
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers_tools import load_script
 
 from mmrepmlp.models.backbones import RepMLPResNet
 from mmrepmlp.models.blocks import RepMLPBlock, RepMLPLightBlock, ResNetBottleneck
 from mmrepmlp.models.layers import ConvBN, GroupwiseFC
 from mmrepmlp.reparam import add_conv_to_fc_, conv_to_fc, fuse_conv_bn, randomize_norm_layers
 
+references = load_script('benchmarks/block_references.py')
 TINY_ARCH = dict(num_blocks=(1, 2, 2, 1), widths=(16, 32, 64, 128),
                  block_type=('base', 'bottleneck', 'light', 'base'), r=2, groups=2,
                  partition=4, local_kernels=(1, 3))
 
 
-def make_block(seed=0, **kwargs):
+def make_block(seed=0, use=(), **kwargs):
+    """A float64 block with random BN statistics; ``use``: reference implementations to put
+    into it."""
     torch.manual_seed(seed)
     cfg = dict(in_channels=4, out_channels=6, in_size=(7, 9), partition_size=(4, 5),
                groups=2, local_kernels=(1, (3, 1), 3))
     cfg.update(kwargs)
-    return randomize_norm_layers(RepMLPBlock(**cfg).double(), seed=seed)
+    block = randomize_norm_layers(RepMLPBlock(**cfg).double(), seed=seed)
+    for use_reference in use:
+        use_reference(block)
+    return block
 
 
 def reference_forward(block, x):
@@ -63,7 +71,7 @@ BLOCK_CASES = {
     'whole partitions': dict(in_size=(8, 10)),
     'single partition (no global)': dict(in_size=(4, 5)),
     'no local perceptron': dict(local_kernels=()),
-    'fused local perceptron': dict(local_impl='fused'),
+    'fused local perceptron': dict(use=(references.use_fused_local_perceptron, )),
 }
 
 
@@ -85,9 +93,11 @@ def test_deploy_forward_equals_the_reference(case, channels_last):
 
 
 @pytest.mark.parametrize('case', BLOCK_CASES)
-@pytest.mark.parametrize('fc_impl', ['matmul', 'conv'])
-def test_training_forward_and_gradients_equal_the_reference(case, fc_impl):
-    block = make_block(fc_impl=fc_impl, **BLOCK_CASES[case]).train()
+@pytest.mark.parametrize('fc3', ['matmul', 'conv'])
+def test_training_forward_and_gradients_equal_the_reference(case, fc3):
+    block = make_block(**BLOCK_CASES[case]).train()
+    if fc3 == 'conv':
+        references.use_conv_fc3(block)
     reference = copy.deepcopy(block)
     x = torch.randn(3, 4, *block.in_size, dtype=torch.float64, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_()
@@ -162,17 +172,18 @@ def test_conversion_equals_the_reference_conversion(case):
     block.switch_to_deploy()
     torch.testing.assert_close(block.fc3.weight, weight, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(block.fc3.bias, bias, rtol=1e-14, atol=1e-14)
-    assert isinstance(block.fc3, GroupwiseFC) and block.fc3.impl == 'matmul'
+    assert type(block.fc3) is GroupwiseFC
     deploy_keys = {k for k in keys if k.startswith(('fc1.', 'fc2.', 'fc3.'))} | {'fc3.bias'}
     assert set(block.state_dict()) == deploy_keys
 
 
 @pytest.mark.parametrize('groups', [1, 3])
-@pytest.mark.parametrize('impl', ['matmul', 'conv'])
+@pytest.mark.parametrize('cls', [GroupwiseFC, references.ConvGroupwiseFC],
+                         ids=['matmul', 'conv'])
 @pytest.mark.parametrize('bias', [True, False])
-def test_groupwise_fc_features_first_is_the_transposed_forward(groups, impl, bias):
+def test_groupwise_fc_features_first_is_the_transposed_forward(groups, cls, bias):
     torch.manual_seed(0)
-    fc = GroupwiseFC(12, 6, groups, bias=bias, impl=impl).double()
+    fc = cls(12, 6, groups, bias=bias).double()
     x = torch.randn(5, 12, dtype=torch.float64)
     expected = F.conv2d(x[..., None, None], fc.weight[..., None, None], fc.bias,
                         groups=groups).flatten(1)
@@ -182,8 +193,8 @@ def test_groupwise_fc_features_first_is_the_transposed_forward(groups, impl, bia
 
 def test_groupwise_fc_from_weight_holds_the_given_tensors():
     weight, bias = torch.randn(6, 4), torch.randn(6)
-    fc = GroupwiseFC.from_weight(weight, bias, groups=3, impl='conv')
-    assert (fc.in_features, fc.out_features, fc.groups, fc.impl) == (12, 6, 3, 'conv')
+    fc = GroupwiseFC.from_weight(weight, bias, groups=3)
+    assert (fc.in_features, fc.out_features, fc.groups) == (12, 6, 3)
     assert fc.weight.data_ptr() == weight.data_ptr() and fc.bias.data_ptr() == bias.data_ptr()
     assert fc.weight.requires_grad and fc.bias.requires_grad
     assert GroupwiseFC.from_weight(weight, groups=3).bias is None

@@ -4,9 +4,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers_tools import load_script
 
 from mmrepmlp.models.layers import ConvBN, GroupwiseFC
 from mmrepmlp.reparam import randomize_norm_layers
+
+references = load_script('benchmarks/block_references.py')
 
 
 # ---------------------------------------------------------------------------------- ConvBN
@@ -56,12 +59,13 @@ def reference_groupwise_fc(x, weight, bias, groups):
     return out if bias is None else out + bias
 
 
-@pytest.mark.parametrize('impl', ['matmul', 'conv'])
+@pytest.mark.parametrize('cls', [GroupwiseFC, references.ConvGroupwiseFC],
+                         ids=['matmul', 'conv'])
 @pytest.mark.parametrize('groups', [1, 3])
 @pytest.mark.parametrize('bias', [True, False])
-def test_groupwise_fc_matches_per_group_fcs(impl, groups, bias):
+def test_groupwise_fc_matches_per_group_fcs(cls, groups, bias):
     torch.manual_seed(0)
-    fc = GroupwiseFC(12, 6, groups, bias=bias, impl=impl).double()
+    fc = cls(12, 6, groups, bias=bias).double()
     x = torch.randn(5, 12, dtype=torch.float64)
     expected = reference_groupwise_fc(x, fc.weight, fc.bias, groups)
     torch.testing.assert_close(fc(x), expected, rtol=1e-12, atol=1e-12)
@@ -70,7 +74,7 @@ def test_groupwise_fc_matches_per_group_fcs(impl, groups, bias):
 def test_groupwise_fc_implementations_agree_in_outputs_and_gradients():
     torch.manual_seed(0)
     matmul = GroupwiseFC(24, 16, groups=4)
-    conv = GroupwiseFC(24, 16, groups=4, impl='conv')
+    conv = references.ConvGroupwiseFC(24, 16, groups=4)
     conv.load_state_dict(matmul.state_dict())
     x = torch.randn(7, 24)
     out_matmul, out_conv = matmul(x), conv(x)
@@ -109,7 +113,6 @@ def test_groupwise_fc_gradcheck():
     (dict(in_features=10, out_features=6, groups=4), 'divisible by groups'),
     (dict(in_features=8, out_features=6, groups=4), 'divisible by groups'),
     (dict(in_features=8, out_features=8, groups=0), 'positive int'),
-    (dict(in_features=8, out_features=8, impl='loop'), 'impl must be one of'),
 ])
 def test_groupwise_fc_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -3,12 +3,14 @@ import copy
 
 import pytest
 import torch
-from helpers_tools import relative_difference
+from helpers_tools import load_script, relative_difference
 from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
 from mmrepmlp.models.blocks import RepMLP1d, RepMLPBlock
 from mmrepmlp.reparam import deploy_difference, randomize_norm_layers, repmlp_model_convert
+
+references = load_script('benchmarks/block_references.py')
 
 
 def make_block(dtype=torch.float64, seed=0, **kwargs):
@@ -103,9 +105,6 @@ def test_matches_a_direct_per_partition_computation(in_size, partition):
     (dict(fc1_fc2_reduction=0), 'fc1_fc2_reduction must be an int >= 1'),
     (dict(partition_size=(10, 5)), 'larger than in_size'),
     (dict(in_size=(9, -1)), 'in_size must be an int >= 1'),
-    (dict(fc_impl='einsum'), 'fc_impl must be one of'),
-    (dict(local_impl='magic'), 'local_impl must be one of'),
-    (dict(local_impl='fused', norm_cfg=dict(type='SyncBN')), "type 'BN'"),
     (dict(norm_cfg=dict(type='GN', num_groups=2)), 'batch norm with running statistics'),
 ])
 def test_bad_config_is_rejected_at_construction(kwargs, message):
@@ -208,6 +207,37 @@ def test_equivalent_params_without_global_perceptron():
     assert fc1_w is None and fc1_b is None and fc3_w.shape == (6 * 20, 4 * 20 // 2)
 
 
+@pytest.mark.parametrize('case', [
+    dict(),
+    dict(with_global=False),
+    dict(larger_input='windows', input_size=(13, 23)),
+    dict(one_d=True),
+])
+def test_forward_with_the_equivalent_fcs_is_the_forward(case):
+    """forward_with_fcs runs the deploy computation with the FCs it is given: with the
+    equivalent ones, the block's function, differentiably."""
+    case = dict(case)
+    input_size, one_d = case.pop('input_size', (9, 10)), case.pop('one_d', False)
+    if one_d:
+        torch.manual_seed(0)
+        block = randomize_norm_layers(RepMLP1d(4, 6, in_length=13, partition_length=4, groups=2,
+                                               local_kernels=(1, 3)).double()).eval()
+        x = torch.randn(2, 4, 13, dtype=torch.float64)
+    else:
+        block = make_block(**case).eval()
+        x = torch.randn(2, 4, *input_size, dtype=torch.float64)
+    fc1_w, fc1_b, fc3_w, fc3_b = block.get_equivalent_fc1_fc3_params()
+    fc1, fc2 = ((fc1_w, fc1_b), (block.fc2.weight, block.fc2.bias)) if block.with_global else (
+        None, None)
+
+    out = block.forward_with_fcs(x, fc1, fc2, (fc3_w, fc3_b))
+
+    torch.testing.assert_close(out, block(x), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    assert all(branch.conv.weight.grad.abs().sum() > 0
+               for branch in block.local_perceptron.values())
+
+
 def test_gradcheck_through_equivalent_params():
     block = make_block(in_channels=2, out_channels=2, in_size=(4, 6), partition_size=(2, 3),
                        groups=2, local_kernels=(1, (1, 3)))
@@ -232,12 +262,13 @@ def test_gradcheck_through_equivalent_params():
     assert torch.autograd.gradcheck(equivalent, tensors, fast_mode=True)
 
 
-# --------------------------------------------------------------------- implementations
+# ------------------------------------------------- the reference implementations agree
 @pytest.mark.parametrize('groups', [1, 2])
 @pytest.mark.parametrize('deploy', [False, True])
 def test_matmul_and_grouped_conv_fc3_agree(groups, deploy):
     matmul = make_block(dtype=torch.float32, groups=groups, deploy=deploy).eval()
-    conv = make_block(dtype=torch.float32, groups=groups, deploy=deploy, fc_impl='conv').eval()
+    conv = references.use_conv_fc3(
+        make_block(dtype=torch.float32, groups=groups, deploy=deploy)).eval()
     conv.load_state_dict(matmul.state_dict())
     x = torch.randn(3, 4, 9, 10)
     assert relative_difference(matmul(x), conv(x)) <= 1e-5
@@ -248,7 +279,8 @@ def test_matmul_and_grouped_conv_fc3_agree(groups, deploy):
 def test_fused_and_per_branch_local_agree_in_training(momentum, groups):
     norm_cfg = dict(type='BN', momentum=momentum)
     per_branch = make_block(groups=groups, norm_cfg=norm_cfg).train()
-    fused = make_block(groups=groups, norm_cfg=norm_cfg, local_impl='fused').train()
+    fused = references.use_fused_local_perceptron(
+        make_block(groups=groups, norm_cfg=norm_cfg)).train()
     fused.load_state_dict(per_branch.state_dict())
     initial = copy.deepcopy(per_branch.state_dict())
     for _ in range(2):
@@ -274,11 +306,16 @@ def test_fused_and_per_branch_local_agree_in_training(momentum, groups):
 
 def test_fused_and_per_branch_local_agree_in_eval():
     per_branch = make_block().eval()
-    fused = make_block(local_impl='fused').eval()
+    fused = references.use_fused_local_perceptron(make_block()).eval()
     x = torch.randn(2, 4, 9, 10, dtype=torch.float64)
     torch.testing.assert_close(fused(x), per_branch(x), rtol=1e-12, atol=1e-12)
     assert all(int(bn.num_batches_tracked) == 0 for bn in fused.modules()
                if isinstance(bn, torch.nn.BatchNorm2d))
+
+
+def test_fused_local_perceptron_needs_plain_batch_norm():
+    with pytest.raises(ValueError, match="type 'BN'"):
+        references.use_fused_local_perceptron(make_block(norm_cfg=dict(type='SyncBN')))
 
 
 # ------------------------------------------------------------------------------ RepMLP1d
@@ -316,9 +353,9 @@ def test_repmlp1d_matches_a_direct_1d_computation():
 
 def test_repmlp1d_deploy_construction_strict_loads_and_fused_local_agrees():
     torch.manual_seed(0)
-    block = randomize_norm_layers(
-        RepMLP1d(4, 4, in_length=10, partition_length=4, groups=2, local_kernels=(1, 3),
-                 local_impl='fused').double()).eval()
+    block = references.use_fused_local_perceptron(randomize_norm_layers(
+        RepMLP1d(4, 4, in_length=10, partition_length=4, groups=2,
+                 local_kernels=(1, 3)).double())).eval()
     per_branch = RepMLP1d(4, 4, in_length=10, partition_length=4, groups=2,
                           local_kernels=(1, 3)).double().eval()
     per_branch.load_state_dict(block.state_dict())

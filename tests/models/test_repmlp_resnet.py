@@ -199,14 +199,14 @@ def test_deep_stem_and_default_init():
 
 def test_repmlp_cfg_reaches_every_repmlp_and_keeps_the_function():
     torch.manual_seed(0)
-    fused = tiny().eval()
-    per_branch = tiny(repmlp_cfg=dict(local_impl='per_branch', fc_impl='conv')).eval()
-    per_branch.load_state_dict(fused.state_dict())
-    blocks = [m for m in per_branch.modules() if isinstance(m, RepMLPBlock)]
-    assert len(blocks) == 2 and all(b.local_impl == 'per_branch' for b in blocks)
+    default = tiny().eval()
+    windows = tiny(repmlp_cfg=dict(larger_input='windows')).eval()
+    windows.load_state_dict(default.state_dict())
+    blocks = [m for m in windows.modules() if isinstance(m, RepMLPBlock)]
+    assert len(blocks) == 2 and all(b.larger_input == 'windows' for b in blocks)
     inputs = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(per_branch(inputs)[0], fused(inputs)[0])
+        torch.testing.assert_close(windows(inputs)[0], default(inputs)[0])
 
 
 def test_out_indices_accept_negative_indices():

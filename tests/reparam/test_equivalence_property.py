@@ -2,19 +2,24 @@
 
 Configs cover in != out channels, groups, partitions of any (also non-square) size, input
 sizes divisible by the partition or not, kernel sets with non-square kernels (or none),
-FC1/FC2 reductions, with and without the Global Perceptron, batch 1 and more, both FC3 and
-both Local Perceptron implementations. Every BN gets random statistics and affine params.
+FC1/FC2 reductions, with and without the Global Perceptron, batch 1 and more, the block's FC3
+and Local Perceptron or their reference implementations (``benchmarks/block_references.py``).
+Every BN gets random statistics and affine params.
 """
 import math
 
 import pytest
 import torch
-from helpers_tools import relative_difference
+from helpers_tools import load_script, relative_difference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.reparam import randomize_norm_layers, repmlp_model_convert
+
+references = load_script('benchmarks/block_references.py')
+REFERENCES = {'conv_fc3': references.use_conv_fc3,
+              'fused_local': references.use_fused_local_perceptron}
 
 # Deterministic examples (CI must not flake) and small sizes (the file runs in seconds).
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
@@ -45,14 +50,18 @@ def block_configs(draw):
                in_size=(H, W), partition_size=(h, w), groups=groups, local_kernels=kernels,
                fc1_fc2_reduction=draw(st.sampled_from(divisors)),
                with_global=draw(st.sampled_from([True, False])),
-               fc_impl=draw(st.sampled_from(['matmul', 'conv'])),
-               local_impl=draw(st.sampled_from(['per_branch', 'fused'])))
+               references=draw(st.sets(st.sampled_from(sorted(REFERENCES)))))
     return cfg, draw(st.sampled_from([2, 1, 3])), draw(st.integers(0, 2**16))
 
 
 def build(cfg, seed, dtype):
+    """The block of ``cfg``, with the reference implementations it names."""
+    cfg = dict(cfg)
+    uses = [REFERENCES[name] for name in sorted(cfg.pop('references'))]
     torch.manual_seed(seed)
     block = RepMLPBlock(**cfg)
+    for use_reference in uses:
+        use_reference(block)
     return randomize_norm_layers(block, seed=seed).to(dtype).eval()
 
 

@@ -11,8 +11,7 @@ Prints one Markdown table row per config and form (batch 1):
   convention (its tables count these).
 
 The training-time form counts each Local Perceptron branch as its own conv, as the paper does
-(the default fused implementation pads the small kernels to the largest one and so spends more
-MACs on the same function). The deploy form is the model after ``repmlp_model_convert``; a
+(and as the block computes it). The deploy form is the model after ``repmlp_model_convert``; a
 deploy config only has that row.
 """
 import argparse
@@ -21,7 +20,6 @@ import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.analysis import count_flops, count_params
 from mmrepmlp.apis import build_model, input_shape, load_config
 from mmrepmlp.apis.cli import tool_main
-from mmrepmlp.models import RepMLPBlock
 from mmrepmlp.reparam import repmlp_model_convert
 
 
@@ -39,9 +37,6 @@ def model_forms(model):
     if not any(getattr(m, 'deploy', None) is False for m in model.modules()):
         return [('deploy', model)]
     deployed = repmlp_model_convert(model)
-    for module in model.modules():
-        if isinstance(module, RepMLPBlock):
-            module.local_impl = 'per_branch'  # one conv per branch, as the paper counts
     return [('train', model), ('deploy', deployed)]
 
 

@@ -15,8 +15,8 @@ import argparse
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis.cli import tool_main
-from mmrepmlp.apis.deploy import DEFAULT_TOLERANCE
-from mmrepmlp.apis.export import DEFAULT_BATCH, DEFAULT_OPSET, EXPORTERS, export_checkpoint
+from mmrepmlp.apis.export import DEFAULT_BATCH, export_checkpoint
+from mmrepmlp.deployment import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS
 
 
 def parse_args(argv=None):

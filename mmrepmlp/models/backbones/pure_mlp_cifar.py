@@ -29,13 +29,13 @@ class _PartitionConv(BaseModule):
     """
 
     def __init__(self, in_channels, out_channels, partition_size, kernel_size, groups,
-                 norm_cfg, fc_impl):
+                 norm_cfg):
         super().__init__()
         self.in_channels = in_channels
         self.partition_size = partition_size
         num_pixels = partition_size[0] * partition_size[1]
         self.in_features, self.out_features = in_channels * num_pixels, out_channels * num_pixels
-        self.groups, self.impl = groups, fc_impl
+        self.groups = groups
         self.conv_bn = ConvBN(in_channels, out_channels, kernel_size,
                               padding=kernel_size // 2, groups=groups, norm_cfg=norm_cfg)
 
@@ -61,15 +61,15 @@ class ConvFC3RepMLPBlock(RepMLPBlock):
 
     def __init__(self, in_channels, out_channels, in_size, partition_size, fc3_kernel=9,
                  norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
-                 fc_impl='matmul', **kwargs):
+                 **kwargs):
         super().__init__(in_channels, out_channels, in_size, partition_size, norm_cfg=norm_cfg,
-                         fc_impl=fc_impl, **kwargs)
+                         **kwargs)
         if fc3_kernel % 2 == 0 or any(max(k) > fc3_kernel for k in self.local_kernels):
             raise ValueError(f'ConvFC3RepMLPBlock: fc3_kernel={fc3_kernel} must be odd and at '
                              f'least as large as every local kernel {self.local_kernels}')
         if not self.deploy:
             self.fc3 = _PartitionConv(in_channels, out_channels, self.partition_size,
-                                      fc3_kernel, self.groups, norm_cfg, fc_impl)
+                                      fc3_kernel, self.groups, norm_cfg)
             # The conv's BN (per channel) lives inside ``fc3``; nothing else follows it.
             self.fc3_bn = nn.Identity()
 
@@ -127,9 +127,9 @@ class PureMLPCifar(FreezableBackbone):
             ``mixers_per_stage`` and ``mixer_cfg``. Defaults to 'pure_mlp'.
         mixer_cfg (dict, optional): replaces the arch's mixer. ``type='RepMLP'`` takes the
             :class:`RepMLPBlock` arguments ``partition_size``, ``groups``, ``local_kernels``,
-            ``with_global``, ``fc1_fc2_reduction``, ``fc_impl``, ``local_impl`` and
-            ``fc3_kernel`` (None keeps FC3; an int is ablation D); ``type='Conv'`` takes
-            ``kernel_size`` and ``groups``. Defaults to None (the arch's).
+            ``with_global``, ``fc1_fc2_reduction``, ``larger_input`` and ``fc3_kernel`` (None
+            keeps FC3; an int is ablation D); ``type='Conv'`` takes ``kernel_size`` and
+            ``groups``. Defaults to None (the arch's).
         in_channels (int): image channels. Defaults to 3.
         img_size (int): input height and width; RepMLPs are built for this size.
             Defaults to 32.

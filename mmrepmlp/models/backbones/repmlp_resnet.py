@@ -154,9 +154,8 @@ class RepMLPResNet(FreezableBackbone):
         with_cp (bool): gradient checkpointing of every residual branch. Defaults to False.
         deploy (bool): build the deploy form directly. Defaults to False.
         repmlp_cfg (dict, optional): extra arguments of every :class:`RepMLPBlock`, e.g.
-            ``dict(local_impl='fused')`` or ``dict(larger_input='windows')`` (inputs larger
-            than ``img_size`` run as windows of it; see :class:`RepMLPBlock`). Defaults to
-            None.
+            ``dict(larger_input='windows')`` (inputs larger than ``img_size`` run as windows of
+            it; see :class:`RepMLPBlock`). Defaults to None.
         init_cfg (dict | list[dict], optional): initialization config. Defaults to Kaiming
             for convs and 1 for norm weights.
 

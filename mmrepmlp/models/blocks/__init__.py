@@ -1,4 +1,7 @@
-from .repmlp_block import RepMLP1d, RepMLPBlock
+from .repmlp_block import LocalPerceptron, RepMLP1d, RepMLPBlock
 from .resnet_blocks import RepMLPBottleneck, RepMLPLightBlock, ResNetBottleneck
 
-__all__ = ['RepMLPBlock', 'RepMLP1d', 'ResNetBottleneck', 'RepMLPBottleneck', 'RepMLPLightBlock']
+__all__ = [
+    'RepMLPBlock', 'RepMLP1d', 'LocalPerceptron', 'ResNetBottleneck', 'RepMLPBottleneck',
+    'RepMLPLightBlock'
+]

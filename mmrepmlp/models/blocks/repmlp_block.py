@@ -8,7 +8,6 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
-from ...quantization.fake_quant import fake_quantized_deploy_fcs
 from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
 from ..arguments import (
     check_bool,
@@ -19,9 +18,7 @@ from ..arguments import (
     check_pair,
 )
 from ..layers import ConvBN, GroupwiseFC
-from ..layers.groupwise_fc import FC_IMPLS
 
-LOCAL_IMPLS = ('per_branch', 'fused')
 LARGER_INPUTS = ('error', 'windows')
 
 
@@ -31,6 +28,18 @@ def _as_1d_norm(norm_cfg):
     if cfg['type'] in ('BN', 'BN2d'):
         cfg['type'] = 'BN1d'
     return cfg
+
+
+class LocalPerceptron(nn.ModuleDict):
+    """The Local Perceptron: conv + BN branches (:class:`ConvBN`) by name, their outputs
+    summed."""
+
+    def forward(self, x):
+        branches = iter(self.values())
+        out = next(branches)(x)
+        for branch in branches:
+            out = out + branch(x)
+        return out
 
 
 @MODELS.register_module()
@@ -48,7 +57,9 @@ class RepMLPBlock(BaseModule):
       "same" zero padding inside the partition) + BN, added to FC3's output.
 
     The deploy form (:meth:`switch_to_deploy` or ``deploy=True``) keeps only FC1, FC2 and one
-    FC3 with bias, and computes exactly the same function (up to float rounding).
+    FC3 with bias, and computes exactly the same function (up to float rounding). FC3 runs as
+    one batched matmul and the Local Perceptron as one conv + BN per kernel, the faster of the
+    measured implementations (``docs/repmlp_block.md``).
 
     Sizes that are not multiples of the partition: the input is zero-padded at the bottom
     and right up to the next multiple of ``(h, w)``, processed as a padded map, and the output
@@ -72,26 +83,12 @@ class RepMLPBlock(BaseModule):
         with_global (bool): build the Global Perceptron (the paper's ablation C sets False).
             Defaults to True.
         norm_cfg (dict): config of the norm layers. Defaults to ``dict(type='BN')``.
-        fc_impl (str): ``'matmul'`` (batched matmul, fast) or ``'conv'`` (grouped 1x1 conv,
-            the official reference path) for the groupwise FC3. Defaults to 'matmul'.
-        local_impl (str): ``'per_branch'`` (one conv + BN per kernel, the faster one on CPU)
-            or ``'fused'`` (one conv with the kernels padded to the largest and stacked on the
-            output channels, normalized by one batch-norm call that updates every branch's
-            running statistics exactly as ``'per_branch'`` does; needs plain BN). Same
-            result. Defaults to 'per_branch'.
         larger_input (str): what an input of another size than ``in_size`` does:
             ``'error'`` (a clear error: FC1 and FC2 are sized for ``in_size``'s partitions) or
             ``'windows'`` (the map runs as independent windows of ``in_size``, the last row and
             column of windows zero-padded, the output cropped back: e.g. whole-image
             segmentation at 1024x2048 with blocks built for 713x713 crops). Both forms do the
             same, so conversion stays exact. Defaults to 'error'.
-        quant_aware (bool): quantization-aware training of the deploy form: the training
-            form computes the deploy form's function, its FC1, FC2 and FC3 kernels (the
-            equivalent ones, :meth:`get_equivalent_fc1_fc3_params`) fake-quantized to int8 as
-            :func:`mmrepmlp.quantization.quantize_int8` quantizes the converted model, so
-            that the deploy model quantizes without loss. The BN statistics are used, not
-            updated: fine-tune a trained model with it (in train and eval mode alike).
-            Ignored by the deploy form. Defaults to False.
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
@@ -106,10 +103,7 @@ class RepMLPBlock(BaseModule):
                  fc1_fc2_reduction=1,
                  with_global=True,
                  norm_cfg=dict(type='BN'),  # noqa: B006 (OpenMMLab style; never mutated)
-                 fc_impl='matmul',
-                 local_impl='per_branch',
                  larger_input='error',
-                 quant_aware=False,
                  deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg)
@@ -122,13 +116,10 @@ class RepMLPBlock(BaseModule):
         self.local_kernels = self._parse_kernels(local_kernels, owner)
         self.fc1_fc2_reduction = check_int(fc1_fc2_reduction, 'fc1_fc2_reduction', owner)
         with_global = check_bool(with_global, 'with_global', owner)
-        self.local_impl = check_choice(local_impl, 'local_impl', owner, LOCAL_IMPLS)
         self.larger_input = check_choice(larger_input, 'larger_input', owner, LARGER_INPUTS)
-        check_choice(fc_impl, 'fc_impl', owner, FC_IMPLS)
-        self.quant_aware = check_bool(quant_aware, 'quant_aware', owner)
         norm_cfg = check_norm_cfg(norm_cfg, owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
-        self._check_config(norm_cfg)
+        self._check_config()
 
         (H, W), (h, w) = self.in_size, self.partition_size
         self.num_parts = (math.ceil(H / h), math.ceil(W / w))
@@ -148,10 +139,10 @@ class RepMLPBlock(BaseModule):
             self.fc2 = nn.Linear(global_size // fc1_fc2_reduction, global_size)
 
         self.fc3 = GroupwiseFC(in_channels * num_pixels, out_channels * num_pixels, groups,
-                               bias=deploy, impl=fc_impl)
+                               bias=deploy)
         if not deploy:
             self.fc3_bn = build_norm_layer(_as_1d_norm(norm_cfg), out_channels * num_pixels)[1]
-            self.local_perceptron = nn.ModuleDict({
+            self.local_perceptron = LocalPerceptron({
                 f'conv{kh}x{kw}': ConvBN(in_channels, out_channels, (kh, kw),
                                          padding=(kh // 2, kw // 2), groups=groups,
                                          norm_cfg=norm_cfg)
@@ -170,7 +161,7 @@ class RepMLPBlock(BaseModule):
                              'once; list each kernel size once')
         return tuple(sorted(kernels))
 
-    def _check_config(self, norm_cfg):
+    def _check_config(self):
         (H, W), (h, w), g = self.in_size, self.partition_size, self.groups
         if self.in_channels % g or self.out_channels % g:
             raise ValueError(f'RepMLPBlock: in_channels={self.in_channels} and out_channels='
@@ -185,18 +176,32 @@ class RepMLPBlock(BaseModule):
             if kh > h or kw > w:
                 raise ValueError(f'RepMLPBlock: local_kernels entry {(kh, kw)} is larger than '
                                  f'the partition {(h, w)}; drop it or enlarge the partition')
-        if self.local_impl == 'fused' and norm_cfg.get('type') not in ('BN', 'BN2d'):
-            raise ValueError("RepMLPBlock: local_impl='fused' normalizes the stacked branches "
-                             "with one plain batch norm, so it needs norm_cfg type 'BN'; got "
-                             f"{norm_cfg.get('type')!r}, use local_impl='per_branch'")
 
     # ----------------------------------------------------------------- forward
     def forward(self, x):
         """``(N, C, H, W)`` -> ``(N, O, H, W)``."""
+        return self._forward(x)
+
+    def forward_with_fcs(self, x, fc1, fc2, fc3):
+        """The deploy form's computation on ``x`` with the given FC parameters instead of the
+        block's own: the block's function when they are its equivalent ones
+        (:meth:`get_equivalent_fc1_fc3_params` and FC2), differentiable in them.
+
+        Args:
+            x (Tensor): the input, as for :meth:`forward`.
+            fc1 (tuple[Tensor, Tensor] | None): FC1's ``(weight, bias)``; None without a
+                Global Perceptron.
+            fc2 (tuple[Tensor, Tensor] | None): FC2's ``(weight, bias)``; None without one.
+            fc3 (tuple[Tensor, Tensor]): FC3's ``(weight, bias)`` in the deploy form's layout
+                ``(O*h*w, C*h*w // g)``.
+        """
+        return self._forward(x, (fc1, fc2, fc3))
+
+    def _forward(self, x, fcs=None):
         if self._runs_as_windows(x):
-            return self._forward_windows(x)
+            return self._forward_windows(x, fcs)
         self._check_input(x)
-        return self._forward_map(x)
+        return self._forward_map(x, fcs)
 
     def _runs_as_windows(self, x):
         return (self.larger_input == 'windows' and x.dim() == 4
@@ -211,7 +216,7 @@ class RepMLPBlock(BaseModule):
                 "and in_size to match the input, or pass larger_input='windows' to run other "
                 'sizes as windows of in_size')
 
-    def _forward_windows(self, x):
+    def _forward_windows(self, x, fcs=None):
         """Any ``(N, C, H, W)`` as independent windows of ``in_size``: the map is zero-padded at
         the bottom and right to whole windows, the windows go through the block as a batch,
         and the output is reassembled and cropped back to ``H x W``."""
@@ -220,28 +225,26 @@ class RepMLPBlock(BaseModule):
         nh, nw = math.ceil(H / wh), math.ceil(W / ww)
         x = F.pad(x, (0, nw * ww - W, 0, nh * wh - H))
         windows = x.reshape(N, C, nh, wh, nw, ww).permute(0, 2, 4, 1, 3, 5)
-        out = self._forward_map(windows.reshape(N * nh * nw, C, wh, ww))
+        out = self._forward_map(windows.reshape(N * nh * nw, C, wh, ww), fcs)
         out = out.reshape(N, nh, nw, out_c, wh, ww).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(N, out_c, nh * wh, nw * ww)[:, :, :H, :W]
 
-    def _forward_map(self, x):
+    def _forward_map(self, x, fcs=None):
+        """One map of ``in_size``; ``fcs``: see :meth:`forward_with_fcs`."""
         N = x.shape[0]
         channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
-        quantized = (fake_quantized_deploy_fcs(self) if self.quant_aware and not self.deploy
-                     else None)
-        partitions = self._partition(x, quantized)
+        partitions = self._partition(x, fcs)
         num_partitions, C, h, w = partitions.shape
         flat = partitions.reshape(num_partitions, C * h * w)
+        if fcs is not None:
+            return self._unpartition(self._deploy_fc3(flat, *fcs[2]).t(), N, channels_last)
         if self.deploy:
             # FC3's output taken features-first is un-partitioned by a single copy.
             return self._unpartition(self.fc3.features_first(flat), N, channels_last)
-        if quantized is not None:
-            out = self._deploy_fc3(flat, *quantized[-1])
-            return self._unpartition(out.t(), N, channels_last)
         out = self.fc3_bn(self.fc3(flat))
         if self.local_kernels:
-            out = out + self._local_perceptron(partitions).reshape_as(out)
+            out = out + self.local_perceptron(partitions).reshape_as(out)
         return self._unpartition(out.t(), N, channels_last)
 
     def _deploy_fc3(self, flat, weight, bias):
@@ -249,12 +252,12 @@ class RepMLPBlock(BaseModule):
         # The equivalent FC3 has the layout of the deploy form's GroupwiseFC whatever module
         # computes FC3 in training; a parameterless (meta) one runs it on these tensors.
         deploy_fc3 = GroupwiseFC(self.fc3.in_features, self.fc3.out_features, self.groups,
-                                 impl=self.fc3.impl, device='meta')
+                                 device='meta')
         return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, ))
 
-    def _partition(self, x, quantized=None):
+    def _partition(self, x, fcs=None):
         """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added
-        (``quantized``: see :meth:`_global_perceptron`)."""
+        (``fcs``: see :meth:`forward_with_fcs`)."""
         N, C = x.shape[:2]
         (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
         if (H, W) != self.padded_size:
@@ -265,7 +268,7 @@ class RepMLPBlock(BaseModule):
         # second copy.
         partitions = partitions.clone(memory_format=torch.contiguous_format)
         if self.with_global:
-            per_partition = self._global_perceptron(x, quantized).reshape(N, C, nh, nw)
+            per_partition = self._global_perceptron(x, fcs).reshape(N, C, nh, nw)
             partitions += per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
         return partitions.reshape(N * nh * nw, C, h, w)
 
@@ -288,50 +291,19 @@ class RepMLPBlock(BaseModule):
             out = out[:, :, :H, :W]
         return out
 
-    def _global_perceptron(self, x, quantized=None):
-        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``.
-
-        ``quantized``: the fake-quantized deploy FCs of quantization-aware training (from
-        :func:`~mmrepmlp.quantization.fake_quantized_deploy_fcs`), used instead of the BN, FC1
-        and FC2 of the training form.
+    def _global_perceptron(self, x, fcs=None):
+        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``; with ``fcs``
+        (see :meth:`forward_with_fcs`) their FC1 and FC2 replace the block's BN, FC1 and FC2.
         """
         pooled = F.avg_pool2d(x, self.partition_size)
-        if quantized is not None:
-            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = quantized
+        if fcs is not None:
+            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = fcs
             hidden = F.relu(F.linear(pooled.flatten(1), fc1_weight, fc1_bias))
             return F.linear(hidden, fc2_weight, fc2_bias)
         if not self.deploy:
             pooled = self.global_bn(pooled)
         hidden = F.relu(self.fc1(pooled.flatten(1)))
         return self.fc2(hidden)
-
-    def _local_perceptron(self, partitions):
-        branches = list(self.local_perceptron.values())
-        if self.local_impl == 'fused' and len(branches) > 1:
-            return self._fused_local_perceptron(partitions, branches)
-        out = branches[0](partitions)
-        for branch in branches[1:]:
-            out = out + branch(partitions)
-        return out
-
-    def _fused_local_perceptron(self, partitions, branches):
-        """All branches with one conv and one batch norm, summed.
-
-        The kernels are padded to the largest and stacked on the output channels in the
-        order (conv group, branch, channel in group), so the stacked conv keeps the grouping
-        and its output is normalized as it is, without per-branch slices.
-        """
-        g, num_branches, kmax = self.groups, len(branches), self.largest_kernel
-        out_per_group, in_per_group = self.out_channels // g, self.in_channels // g
-        weight = torch.stack([
-            pad_kernel(b.conv.weight, kmax).reshape(g, out_per_group, in_per_group, *kmax)
-            for b in branches
-        ], dim=1).reshape(num_branches * self.out_channels, in_per_group, *kmax)
-        stacked = F.conv2d(partitions, weight, padding=(kmax[0] // 2, kmax[1] // 2), groups=g)
-        normed = _stacked_batch_norm(stacked, [b.bn for b in branches], g)
-        n, _, h, w = stacked.shape
-        normed = normed.reshape(n, g, num_branches, out_per_group, h, w)
-        return normed.sum(2).reshape(n, self.out_channels, h, w)
 
     @property
     def largest_kernel(self):
@@ -384,60 +356,13 @@ class RepMLPBlock(BaseModule):
             return
         with torch.no_grad():
             fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
-        self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups,
-                                           self.fc3.impl)
+        self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups)
         if self.with_global:
             self.fc1.weight.data.copy_(fc1_weight)
             self.fc1.bias.data.copy_(fc1_bias)
             del self.global_bn
         del self.fc3_bn, self.local_perceptron
         self.deploy = True
-
-
-def _stacked_batch_norm(stacked, norms, groups):
-    """Apply ``norms[i]`` to branch ``i``'s channels of a stacked conv output, in one call.
-
-    ``stacked`` is ``(N, g * num_branches * O/g, h, w)`` in (group, branch, channel) order.
-    Per-channel batch norm does not mix channels, so one ``F.batch_norm`` over the stacked
-    channels, with every branch's parameters and statistics gathered in the same order,
-    computes each branch's output exactly. The updated running statistics are written back
-    and ``num_batches_tracked`` advanced, exactly as calling each norm would.
-    """
-
-    def gather(attr):
-        return torch.stack([getattr(bn, attr).reshape(groups, -1) for bn in norms],
-                           dim=1).reshape(-1)
-
-    first = norms[0]
-    training = first.training
-    update_stats = training and first.track_running_stats
-    momentum = first.momentum
-    if update_stats:
-        tracked = {int(bn.num_batches_tracked) for bn in norms}
-        if momentum is None and len(tracked) > 1:
-            raise RuntimeError('RepMLPBlock (local_impl=\'fused\'): the branch BNs have '
-                               f'tracked different numbers of batches {sorted(tracked)} and '
-                               'momentum=None; use local_impl=\'per_branch\'')
-        for bn in norms:
-            bn.num_batches_tracked.add_(1)
-        if momentum is None:  # cumulative moving average, as in nn.BatchNorm
-            momentum = 1.0 / float(first.num_batches_tracked)
-    has_stats = first.running_mean is not None
-    running_mean = gather('running_mean') if has_stats else None
-    running_var = gather('running_var') if has_stats else None
-    affine = first.affine
-    out = F.batch_norm(stacked, running_mean, running_var,
-                       gather('weight') if affine else None, gather('bias') if affine else None,
-                       training or not has_stats, momentum or 0.0, first.eps)
-    if update_stats:
-        with torch.no_grad():
-            per_branch = (len(norms), -1)
-            means = running_mean.reshape(groups, *per_branch).transpose(0, 1)
-            variances = running_var.reshape(groups, *per_branch).transpose(0, 1)
-            for bn, mean, var in zip(norms, means, variances):
-                bn.running_mean.copy_(mean.reshape(-1))
-                bn.running_var.copy_(var.reshape(-1))
-    return out
 
 
 @MODELS.register_module()
@@ -466,8 +391,8 @@ class RepMLP1d(RepMLPBlock):
         super().__init__(in_channels, out_channels, (1, in_length), (1, partition_length),
                          local_kernels=[(1, k) for k in local_kernels], **kwargs)
 
-    def forward(self, x):
-        """``(N, C, L)`` -> ``(N, O, L)``."""
+    def _forward(self, x, fcs=None):
+        """``(N, C, L)`` -> ``(N, O, L)``, for :meth:`forward` and :meth:`forward_with_fcs`."""
         expected = (self.in_channels, self.in_size[1])
         other_length = self.larger_input == 'windows' and x.dim() == 3 and (
             x.shape[1] == self.in_channels)
@@ -475,4 +400,4 @@ class RepMLP1d(RepMLPBlock):
             raise ValueError(f'RepMLP1d was built for inputs (N, C, L) = (N, {expected[0]}, '
                              f'{expected[1]}) but got {tuple(x.shape)}; set in_channels and '
                              "in_length to match the input, or pass larger_input='windows'")
-        return super().forward(x.unsqueeze(2)).squeeze(2)
+        return super()._forward(x.unsqueeze(2), fcs).squeeze(2)

@@ -4,41 +4,35 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FC_IMPLS = ('matmul', 'conv')
-
 
 class GroupwiseFC(nn.Module):
     """A fully-connected layer split into ``groups`` independent groups.
 
     Group ``i`` maps input features ``[i*in/g, (i+1)*in/g)`` to output features
     ``[i*out/g, (i+1)*out/g)``. Equal to a grouped 1x1 conv on ``(N, in_features, 1, 1)``
-    (the official RepMLP form, ``impl='conv'``), but computed by default as one batched
-    matmul (``impl='matmul'``), 2-3x faster on CPU for the RepMLP-Res50 shapes (see
-    ``benchmarks/block_speed.py``). The weight has the grouped-conv layout
-    ``(out_features, in_features // groups)`` either way, so checkpoints are interchangeable.
+    (the official RepMLP form), computed as one batched matmul, the faster of the two
+    (``docs/repmlp_block.md``). The weight has the grouped-conv layout
+    ``(out_features, in_features // groups)``, so checkpoints are interchangeable with it.
 
     Args:
         in_features (int): input features, divisible by ``groups``.
         out_features (int): output features, divisible by ``groups``.
         groups (int): number of groups. Defaults to 1.
         bias (bool): add a learnable bias. Defaults to True.
-        impl (str): ``'matmul'`` or ``'conv'`` (the reference path). Defaults to 'matmul'.
         device (torch.device, optional): where to create the parameters.
         dtype (torch.dtype, optional): the parameters' dtype.
     """
 
-    def __init__(self, in_features, out_features, groups=1, bias=True, impl='matmul',
-                 device=None, dtype=None):
+    def __init__(self, in_features, out_features, groups=1, bias=True, device=None,
+                 dtype=None):
         super().__init__()
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f'GroupwiseFC: groups must be a positive int, got {groups!r}')
         if in_features % groups or out_features % groups:
             raise ValueError(f'GroupwiseFC: in_features={in_features} and out_features='
                              f'{out_features} must both be divisible by groups={groups}')
-        if impl not in FC_IMPLS:
-            raise ValueError(f'GroupwiseFC: impl must be one of {FC_IMPLS}, got {impl!r}')
         self.in_features, self.out_features = in_features, out_features
-        self.groups, self.impl = groups, impl
+        self.groups = groups
         factory = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.empty(out_features, in_features // groups, **factory))
         if bias:
@@ -48,14 +42,14 @@ class GroupwiseFC(nn.Module):
         self.reset_parameters()
 
     @classmethod
-    def from_weight(cls, weight, bias=None, groups=1, impl='matmul'):
+    def from_weight(cls, weight, bias=None, groups=1):
         """A layer holding ``weight`` ``(out, in // groups)`` and ``bias`` as its parameters.
 
         Nothing is initialized (the layer is built on the meta device first), which matters
         for the multi-million-entry FCs that re-parameterization produces.
         """
         layer = cls(weight.shape[1] * groups, weight.shape[0], groups, bias=bias is not None,
-                    impl=impl, device='meta')
+                    device='meta')
         layer.weight = nn.Parameter(weight)
         if bias is not None:
             layer.bias = nn.Parameter(bias)
@@ -73,8 +67,6 @@ class GroupwiseFC(nn.Module):
         self._check_input(x)
         if self.groups == 1:
             return F.linear(x, self.weight, self.bias)
-        if self.impl == 'conv':
-            return self._grouped_conv(x)
         return self._grouped_matmul(x).t().contiguous()
 
     def features_first(self, x):
@@ -84,19 +76,12 @@ class GroupwiseFC(nn.Module):
         (RepMLP's un-partitioning) saves the copy that :meth:`forward` makes to transpose it.
         """
         self._check_input(x)
-        if self.impl == 'conv' and self.groups > 1:
-            return self._grouped_conv(x).t()
         return self._grouped_matmul(x)
 
     def _check_input(self, x):
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f'GroupwiseFC expects inputs (N, {self.in_features}), got '
                              f'{tuple(x.shape)}')
-
-    def _grouped_conv(self, x):
-        out = F.conv2d(x.reshape(*x.shape, 1, 1), self.weight.unsqueeze(-1).unsqueeze(-1),
-                       self.bias, groups=self.groups)
-        return out.reshape(x.shape[0], self.out_features)
 
     def _grouped_matmul(self, x):
         """``(out_features, N)``: one batched matmul ``W_g @ x_g^T`` per group.
@@ -116,4 +101,4 @@ class GroupwiseFC(nn.Module):
 
     def extra_repr(self):
         return (f'in_features={self.in_features}, out_features={self.out_features}, '
-                f'groups={self.groups}, bias={self.bias is not None}, impl={self.impl!r}')
+                f'groups={self.groups}, bias={self.bias is not None}')

@@ -1,14 +1,12 @@
-"""Fake int8 quantization of weights, exactly as :func:`~mmrepmlp.quantization.quantize_int8`
+"""Fake int8 quantization of weights, exactly as :func:`~mmrepmlp.deployment.quantize_int8`
 quantizes them, for quantization-aware training.
 
 The int8 scheme is that of torchao's ``X86InductorQuantizer`` default config, which
-:func:`~mmrepmlp.quantization.quantize_int8` uses: weights symmetric per output channel (dim
+:func:`~mmrepmlp.deployment.quantize_int8` uses: weights symmetric per output channel (dim
 0), int8 in ``[-128, 127]``, scale ``max|w| / 127.5`` (``(quant_max - quant_min) / 2``) but at
 least ``2**-12``, zero point 0, ``round(w * (1 / scale))`` rounding half to even. The same
 formulas here make the fake-quantized kernel of training equal, value for value, the
 dequantized int8 kernel of the quantized deploy model.
-
-Only torch is imported here: :class:`~mmrepmlp.models.RepMLPBlock` uses this module.
 """
 import torch
 

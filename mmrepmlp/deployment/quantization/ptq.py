@@ -1,22 +1,16 @@
-"""int8 static post-training quantization of deploy models: PT2E through the x86 inductor
+"""int8 static post-training quantization of deploy models through PT2E and the x86 inductor
 backend (torchao's ``X86InductorQuantizer``, ``prepare_pt2e``, ``convert_pt2e``, then
-``torch.compile`` with freezing, which lowers the quantized patterns to oneDNN int8 kernels).
+``torch.compile`` with freezing, which lowers the quantized patterns to oneDNN's int8 kernels).
 
-Why PT2E rather than ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
-activations): both ran cleanly on the project's CPU (2 cores, AVX2 without VNNI), but only
-PT2E made int8 faster than float32 there (ONNX Runtime's int8 model ran at about 0.7x its own
-float32 model, measured ad hoc); PT2E also keeps the model a PyTorch module behind the
-``BaseModel`` interface, and its weight scheme is the one quantization-aware training
-reproduces exactly (:mod:`mmrepmlp.quantization.fake_quant`). ``benchmarks/deploy_speed.py``
-measures int8 beside every float32 path (docs/deploy.md). Without VNNI activations are
-7-bit (``reduce_range``), as the quantizer requires there.
+PT2E because it made int8 faster than float32 where ONNX Runtime's static quantization did not,
+keeps the model a PyTorch module behind the ``BaseModel`` interface, and has the weight scheme
+that quantization-aware training reproduces exactly (docs/deploy.md has the measurements).
 
 What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel``, of its
 backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
-groupwise FC3 is handed to the quantizer as one FC per group (:class:`SplitGroupwiseFC`): in
-its batched-matmul form (``bmm``) the quantizer would leave it in float32, and as the
-grouped 1x1 conv it also equals, oneDNN's int8 kernel ran 1.5-7x slower than the FCs on
-RepMLP-Res50's FC3 shapes (measured ad hoc on an AMX CPU).
+groupwise FC3 is handed to the quantizer as one FC per group (:class:`SplitGroupwiseFC`):
+the quantizer leaves a batched matmul in float32, and oneDNN's int8 grouped conv is slower than
+the per-group FCs.
 """
 import copy
 import functools
@@ -24,6 +18,11 @@ import itertools
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModel
+
+from ...models.layers import GroupwiseFC
+from ..convert import convert_model
+from ..inference import compile_frozen, inductor_available, make_inference_only
 
 
 class SplitGroupwiseFC(nn.Module):
@@ -61,8 +60,6 @@ class Int8Network(nn.Module):
 
     def __init__(self, graph_module, compile=True):
         from torchao.quantization.pt2e import allow_exported_model_train_eval
-
-        from ..apis.inference import compile_frozen, inductor_available
 
         super().__init__()
         # An exported graph refuses train()/eval(), which MMEngine calls on the whole model.
@@ -110,9 +107,6 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
         TypeError: a calibration batch is neither a tensor nor (for a ``BaseModel``) a dict.
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    from ..apis.deploy import convert_model
-    from ..apis.inference import make_inference_only
 
     if model.training:
         raise ValueError(f'quantize_int8: {type(model).__name__} is in train mode; call '
@@ -166,8 +160,6 @@ def cpu_has_vnni():
 def calibration_inputs(model, calibration, max_batches=None):
     """The network inputs (CPU tensors) of the calibration batches; see :func:`quantize_int8`.
     """
-    from mmengine.model import BaseModel
-
     batches = []
     for batch in itertools.islice(calibration, max_batches):
         if isinstance(batch, dict) and isinstance(model, BaseModel):
@@ -186,16 +178,12 @@ def calibration_inputs(model, calibration, max_batches=None):
 def _network(model):
     """``(attribute name, network)`` to quantize: a ``BaseModel``'s backbone, or the model
     itself (name None)."""
-    from mmengine.model import BaseModel
-
     return ('backbone', model.backbone) if isinstance(model, BaseModel) else (None, model)
 
 
 def _as_split_fcs(network):
     """Replace every groupwise FC of ``network`` with more than one group by its
     :class:`SplitGroupwiseFC`, in place; returns their names."""
-    from ..models.layers import GroupwiseFC
-
     names = [name for name, module in network.named_modules()
              if isinstance(module, GroupwiseFC) and module.groups > 1]
     for name in names:

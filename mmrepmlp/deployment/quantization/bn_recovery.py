@@ -12,7 +12,7 @@ Each BN starts as the identity of FC3's outputs on the calibration data (as the 
 recipe initializes it): its statistics are those of the outputs, its affine parameters undo
 them, so the model computes what it did in eval mode, and in train mode (batch statistics)
 nearly so. With ``quant_aware`` (the default) FC3's weight is fake-quantized while
-fine-tuning, exactly as :func:`~mmrepmlp.quantization.quantize_int8` will quantize it: a
+fine-tuning, exactly as :func:`~mmrepmlp.deployment.quantize_int8` will quantize it: a
 per-channel scale (the fused BN) does not change the int8 grid of a row, so what the
 fine-tuning sees is what the quantized model computes.
 """
@@ -20,7 +20,12 @@ import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize
 
+from ...models.blocks import RepMLPBlock
+from ...models.layers import GroupwiseFC
+from ...reparam import fuse_conv_bn
+from ..outputs import forward_raw
 from .fake_quant import fake_quantize_weight
+from .ptq import calibration_inputs
 
 
 class _FakeQuantized(nn.Module):
@@ -61,7 +66,7 @@ def insert_fc3_bn(model, calibration, max_batches=None, quant_aware=True):
             :func:`~mmrepmlp.reparam.reparameterize_model`), in eval mode; any module taking
             one image batch, or an MMEngine ``BaseModel``.
         calibration (Iterable): batches to initialize the BNs from, as for
-            :func:`~mmrepmlp.quantization.quantize_int8`.
+            :func:`~mmrepmlp.deployment.quantize_int8`.
         max_batches (int, optional): use at most this many batches. Defaults to all.
         quant_aware (bool): fake-quantize FC3's weight while fine-tuning. Defaults to True.
 
@@ -71,9 +76,6 @@ def insert_fc3_bn(model, calibration, max_batches=None, quant_aware=True):
     Raises:
         ValueError: ``model`` has no deploy-form RepMLP block, or is in train mode.
     """
-    from ..apis.build import forward_raw
-    from .ptq import calibration_inputs
-
     if model.training:
         raise ValueError('insert_fc3_bn: call model.eval() first (the BNs are initialized '
                          'from the outputs of the eval-mode model)')
@@ -111,9 +113,6 @@ def fuse_fc3_bn(model):
     Returns:
         list[str]: the names of the blocks whose BN was fused.
     """
-    from ..models.layers import GroupwiseFC
-    from ..reparam import fuse_conv_bn
-
     fused = []
     for name, block in _deploy_blocks(model).items():
         if not isinstance(block.fc3, FC3WithBN):
@@ -123,14 +122,12 @@ def fuse_fc3_bn(model):
             parametrize.remove_parametrizations(fc, 'weight', leave_parametrized=False)
         with torch.no_grad():
             weight, bias = fuse_conv_bn(fc, bn)
-        block.fc3 = GroupwiseFC.from_weight(weight, bias, fc.groups, fc.impl)
+        block.fc3 = GroupwiseFC.from_weight(weight, bias, fc.groups)
         fused.append(name)
     return fused
 
 
 def _deploy_blocks(model):
-    from ..models.blocks import RepMLPBlock
-
     return {name: module for name, module in model.named_modules()
             if isinstance(module, RepMLPBlock) and module.deploy}
 
