@@ -17,10 +17,10 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
+from mmrepmlp.apis import build_runner, fit_config_to_device
 from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.inference import optimize_for_inference
 from mmrepmlp.apis.quick_start import DEFAULT_WORK_DIR, dataloader_accuracy, quick_start_config
-from mmrepmlp.apis.runner import build_runner, fit_config_to_device
 from mmrepmlp.quantization import quantize_int8
 from mmrepmlp.utils import find_repo_file
 

@@ -73,26 +73,30 @@ def _targets(node, module, is_package, modules):
                    for alias in node.names})
 
 
+def _imports_in(tree):
+    """``(import node, whether it is inside a function)`` for every import of a module."""
+    pending = [(tree, False)]
+    while pending:
+        node, in_function = pending.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                yield child, in_function
+            pending.append((child, in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))))
+
+
 def package_imports(root):
     """Every import of a package module by a package module, under the folder ``root``."""
     modules = package_modules(root)
     package = Path(root).name
     found = []
     for module, path in modules.items():
-        tree = ast.parse(path.read_text(), str(path))
         is_package = path.name == '__init__.py'
-
-        def visit(node, in_function):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.Import, ast.ImportFrom)):
-                    for target in _targets(child, module, is_package, modules):
-                        if target == package or target.startswith(f'{package}.'):
-                            found.append(Import(module, target, child.lineno, in_function))
-                visit(child, in_function or isinstance(
-                    child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-        visit(tree, False)
-    return found
+        for node, in_function in _imports_in(ast.parse(path.read_text(), str(path))):
+            found += [Import(module, target, node.lineno, in_function)
+                      for target in _targets(node, module, is_package, modules)
+                      if target == package or target.startswith(f'{package}.')]
+    return sorted(found, key=lambda edge: (edge.importer, edge.line, edge.target))
 
 
 def layer_of(module, layers):

@@ -10,7 +10,6 @@ from typing import Optional
 import torch
 
 from ..analysis import count_flops, count_params, measure_interleaved
-from ..utils.errors import ToolError
 from .build import (
     build_model,
     forward_raw,
@@ -19,6 +18,8 @@ from .build import (
     load_weights,
     read_checkpoint,
 )
+from .cli import ToolError
+from .config import fit_config_to_device
 from .deploy import convert_model
 from .inference import optimize_for_inference
 
@@ -78,8 +79,6 @@ def build_benchmark_models(specs, shape=None, device=None):
     Returns:
         list[BenchmarkModel]: in the order of ``specs``.
     """
-    from .runner import fit_config_to_device
-
     device = resolve_device(device)
     built, taken = [], set()
     for spec in specs:

@@ -19,7 +19,8 @@ import torch
 
 from ..reparam import CONVERSION_METHODS, conversion_method, reparameterize_model
 from ..tasks import task_of
-from ..utils.errors import ToolError, describe_exception
+from ..utils.configs import config_dicts
+from ..utils.errors import describe_exception
 from ..utils.files import check_not_overwriting, check_writable, staged_files
 from .build import (
     build_model,
@@ -31,6 +32,7 @@ from .build import (
     read_checkpoint,
     state_dict_mismatch,
 )
+from .cli import ToolError
 
 DEFAULT_TOLERANCE = 1e-4
 VERIFY_BATCH = 2
@@ -85,18 +87,6 @@ def _is_reparameterizable(cls):
         return False
 
 
-def _set_deploy_flags(node, path, flagged):
-    if isinstance(node, dict):
-        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
-            node['deploy'] = True
-            flagged.append(path)
-        for key, value in node.items():
-            _set_deploy_flags(value, f'{path}.{key}', flagged)
-    elif isinstance(node, (list, tuple)):
-        for index, item in enumerate(node):
-            _set_deploy_flags(item, f'{path}[{index}]', flagged)
-
-
 def make_deploy_config(cfg):
     """A copy of ``cfg`` with ``deploy=True`` on every re-parameterizable module config.
 
@@ -108,7 +98,10 @@ def make_deploy_config(cfg):
     """
     deploy_cfg = copy.deepcopy(cfg)
     flagged = []
-    _set_deploy_flags(deploy_cfg.model, 'model', flagged)
+    for path, node in config_dicts(deploy_cfg.model, 'model'):
+        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
+            node['deploy'] = True
+            flagged.append(path)
     return deploy_cfg, flagged
 
 

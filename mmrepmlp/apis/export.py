@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from ..tasks import Task, task_of
-from ..utils.errors import ToolError, describe_exception
+from ..utils.errors import describe_exception
 from ..utils.files import check_not_overwriting, check_writable, staged_files
 from .build import forward_raw, input_shape, load_model, output_tensors
+from .cli import ToolError
 from .deploy import DEFAULT_TOLERANCE, convert_model, raw_outputs
 
 # The opset the exporter's operator library is written in: other opsets are produced by the

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ..utils.errors import ToolError
+from .cli import ToolError
 
 
 def read_image_list(path, labelled):

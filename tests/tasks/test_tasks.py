@@ -8,7 +8,7 @@ from helpers_tools import load_tool
 from mmengine.config import Config
 
 from mmrepmlp.tasks import registered_tasks, task_of
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.errors import InputError
 
 DUMMY_TASK = textwrap.dedent('''\
     """A task of the test alone: a linear model on random vectors, whose test --out writes a
@@ -135,9 +135,9 @@ def test_configs_pick_their_task(config, task):
 
 
 def test_unknown_tasks_are_named():
-    with pytest.raises(ToolError, match="task = 'detection'.*not one of"):
+    with pytest.raises(InputError, match="task = 'detection'.*not one of"):
         task_of(Config(dict(task='detection', model=dict(type='X'))))
-    with pytest.raises(ToolError, match='cannot tell the task'):
+    with pytest.raises(InputError, match='cannot tell the task'):
         task_of(Config(dict(default_scope='mmdet', model=dict(type='X'))))
 
 
@@ -149,9 +149,10 @@ def test_face_task_behaviour(tmp_path):
     face.enable_visualization(cfg, False, str(tmp_path / 'plots'), 0, 1)
 
     assert cfg.test_evaluator[0].plot_dir == str(tmp_path / 'plots')
-    with pytest.raises(ToolError, match='already add the mirrored'):
+    with pytest.raises(InputError, match='already add the mirrored'):
         face.enable_tta(cfg)
-    with pytest.raises(ToolError, match='.npz'):
+    with pytest.raises(InputError, match='.npz'):
         face.check_test_output(str(tmp_path / 'x.pkl'), None)
     output = face.prepare_test_output(cfg, str(tmp_path / 'e.npz'), None)
     assert [type(m).__name__ for m in output.metrics] == ['FaceEmbeddingDump']
+

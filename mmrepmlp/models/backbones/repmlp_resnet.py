@@ -4,6 +4,13 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
+from ...utils.checkpoint import (
+    describe_differences,
+    read_checkpoint,
+    shapes,
+    state_dict_differences,
+)
+from ...utils.errors import InputError
 from ..arguments import (
     check_bool,
     check_int,
@@ -408,21 +415,13 @@ class RepMLPResNet(FreezableBackbone):
     def _load_pretrained(self, checkpoint, prefix=None):
         from mmengine.logging import MMLogger
 
-        from ...utils.checkpoint import (
-            describe_differences,
-            read_checkpoint,
-            shapes,
-            state_dict_differences,
-        )
-        from ...utils.errors import ToolError
-
         state_dict = read_checkpoint(checkpoint)[1]
         if prefix:
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
                           if k.startswith(prefix)}
             if not state_dict:
-                raise ToolError(f'pretrained checkpoint {checkpoint} has no key starting with '
-                                f'the prefix {prefix!r}')
+                raise InputError(f'pretrained checkpoint {checkpoint} has no key starting with '
+                                 f'the prefix {prefix!r}')
         own = self.state_dict()
         missing, unexpected, reshaped = state_dict_differences(shapes(own), shapes(state_dict))
         # A block whose FC1/FC2 differ in shape (another number of partitions) keeps all four
@@ -432,10 +431,10 @@ class RepMLPResNet(FreezableBackbone):
         random = sorted(k for k in own if _is_global_fc(k) and _block_of(k) in blocks)
         others = [entry for entry in reshaped if entry.split(':')[0] not in changed]
         if missing or unexpected or others:
-            raise ToolError(f'pretrained checkpoint {checkpoint} does not fit {type(self).__name__}'
-                            ' beyond the FC1/FC2 sizes: '
-                            f'{describe_differences((missing, unexpected, others))}; is it a '
-                            'training-form checkpoint of the same arch?')
+            raise InputError(f'pretrained checkpoint {checkpoint} does not fit '
+                             f'{type(self).__name__} beyond the FC1/FC2 sizes: '
+                             f'{describe_differences((missing, unexpected, others))}; is it a '
+                             'training-form checkpoint of the same arch?')
         self.load_state_dict({k: v for k, v in state_dict.items() if k not in random},
                              strict=False)
         if random:
