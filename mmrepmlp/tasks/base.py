@@ -12,7 +12,9 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
 
 from ..evaluation.metrics.dump import DumpPredictions
 from ..utils.errors import InputError
@@ -168,6 +170,15 @@ class Task:
                 return (channels, *_size_hw(transform[key]))
         raise InputError(f'cannot tell the input size of config {cfg.filename} (no backbone '
                          'img_size, no fixed-size crop in the test pipeline); pass --shape H W')
+
+    def image_pipeline(self, cfg):
+        """What makes one model input of a decoded image (an ``(H, W, C)`` array): the test
+        pipeline of ``cfg`` without its loading step, built in the task's registry scope."""
+        init_default_scope(self.scope(cfg))
+        pipeline = Compose([transform for transform in self.test_pipeline(cfg)
+                            if not str(transform['type']).startswith('Load')])
+        return lambda image: pipeline(dict(img=image, img_shape=image.shape[:2],
+                                           ori_shape=image.shape[:2]))
 
     @staticmethod
     def test_pipeline(cfg):
