@@ -95,3 +95,26 @@ def check_norm_cfg(norm_cfg, owner, name='norm_cfg'):
         _fail(owner, name, dict(norm_cfg), 'a batch norm with running statistics (BN, SyncBN): '
               'only those fold into the deploy form')
     return dict(norm_cfg)
+
+
+def resolve_arch(arch, presets, owner, required, optional=()):
+    """A backbone's ``arch``: a copy of the preset it names, or of the custom dict it is, which
+    must have every key of ``required`` and may have those of ``optional``.
+
+    Raises:
+        ValueError: an unknown preset name, or a dict with unknown or missing keys.
+        TypeError: ``arch`` is neither a name nor a dict.
+    """
+    if isinstance(arch, str):
+        if arch not in presets:
+            raise ValueError(f'{owner}: unknown arch {arch!r}; use one of {sorted(presets)} or '
+                             'a custom dict')
+        return dict(presets[arch])
+    if not isinstance(arch, dict):
+        raise TypeError(f'{owner}: arch must be a preset name or a dict, got {arch!r}')
+    unknown, missing = sorted(set(arch) - {*required, *optional}), sorted(set(required) - set(arch))
+    if unknown or missing:
+        allowed = f' and may set {", ".join(optional)}' if optional else ''
+        raise ValueError(f'{owner}: the custom arch has unknown keys {unknown} and lacks '
+                         f'{missing}; it needs the keys {", ".join(required)}{allowed}')
+    return dict(arch)
