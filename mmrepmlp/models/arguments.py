@@ -15,12 +15,13 @@ def _fail(owner, name, value, expected, error=ValueError):
     raise error(f'{owner}: {name} must be {expected}, got {value!r}')
 
 
-def check_int(value, name, owner, minimum=1):
-    """``value`` as an ``int`` of at least ``minimum``."""
+def check_int(value, name, owner, minimum=1, maximum=None):
+    """``value`` as an ``int`` of at least ``minimum`` (and at most ``maximum`` if given)."""
+    expected = f'an int >= {minimum}' if maximum is None else f'an int in [{minimum}, {maximum}]'
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        _fail(owner, name, value, f'an int >= {minimum}', TypeError)
-    if value < minimum:
-        _fail(owner, name, value, f'an int >= {minimum}')
+        _fail(owner, name, value, expected, TypeError)
+    if value < minimum or (maximum is not None and value > maximum):
+        _fail(owner, name, value, expected)
     return int(value)
 
 

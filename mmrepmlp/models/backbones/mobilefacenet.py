@@ -138,10 +138,8 @@ class MobileFaceNet(FreezableBackbone):
         in_channels = check_int(in_channels, 'in_channels', owner)
         num_outputs = NUM_STAGES + 1
         self.out_indices = check_out_indices(out_indices, num_outputs, owner)
-        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
-        if self.frozen_stages > num_outputs:
-            raise ValueError(f'{owner}: frozen_stages must be an int in [-1, {num_outputs}], '
-                             f'got {frozen_stages!r}')
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1,
+                                       maximum=num_outputs)
         self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
         layer_args = dict(norm_cfg=check_norm_cfg(norm_cfg, owner), deploy=deploy)

@@ -280,10 +280,8 @@ class RepMLPResNet(FreezableBackbone):
                                             else dilations, 'dilations', owner, num_stages)
         self.contract_dilation = check_bool(contract_dilation, 'contract_dilation', owner)
         self.out_indices = check_out_indices(out_indices, num_stages, owner)
-        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
-        if self.frozen_stages > num_stages:
-            raise ValueError(f'{owner}: frozen_stages must be in [-1, {num_stages}], got '
-                             f'{frozen_stages}')
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1,
+                                       maximum=num_stages)
         self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
         self.norm_cfg = check_norm_cfg(norm_cfg or dict(type='BN'), owner)
         self.with_cp = check_bool(with_cp, 'with_cp', owner)
