@@ -20,9 +20,9 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
 from mmrepmlp.analysis import machine_lines
+from mmrepmlp.apis import build_runner, fit_config_to_device
 from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.quick_start import DEFAULT_WORK_DIR, dataloader_accuracy, quick_start_config
-from mmrepmlp.apis.runner import build_runner, fit_config_to_device
 from mmrepmlp.deployment import optimize_for_inference, quantize_int8
 from mmrepmlp.utils import find_repo_file
 

@@ -201,8 +201,8 @@ def _fresh_eval_copy(model):
 # ---------------------------------------------------------------------------- breakdown
 def _replaced_blocks(model):
     """``(stage name, block index)`` of every RepMLP block of ``model``."""
-    return [(f'stage{i + 1}', j) for i, cfg in enumerate(model.backbone.stage_cfgs)
-            for j in sorted(cfg['repmlp_blocks'])]
+    return [(f'stage{i + 1}', j) for i, stage in enumerate(model.backbone.stage_cfgs)
+            for j in sorted(stage.repmlp_blocks)]
 
 
 def _block_inputs(model, images, positions):

@@ -1,8 +1,9 @@
 """mmrepmlp: RepMLP re-parameterized blocks for the OpenMMLab ecosystem.
 
-Importing the package applies the compatibility fixes for the pinned stack (see
-:mod:`mmrepmlp.compat`), registers every model, dataset, metric and hook in MMPretrain's
-registries, and registers the package's model index with ``mmpretrain.apis.ModelHub``.
+Importing the package applies the patches of the pinned stack (:mod:`mmrepmlp.compat`: five
+fixes of its breakages and three additions, listed there), registers every model, dataset,
+metric and hook in MMPretrain's registries, and registers the package's model index with
+``mmpretrain.apis.ModelHub``.
 """
 from . import compat
 from .version import __version__

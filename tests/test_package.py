@@ -24,10 +24,11 @@ def test_imports_without_mmseg_and_segmentation_says_what_to_install(tmp_path):
     config.write_text("default_scope = 'mmseg'\nmodel = dict(type='EncoderDecoder')\n")
     code = ('import sys; sys.modules["mmseg"] = None\n'  # as if MMSegmentation were missing
             'import mmrepmlp\n'
-            'from mmrepmlp.apis import ToolError, build_model, load_config\n'
+            'from mmrepmlp.apis import build_model, load_config\n'
+            'from mmrepmlp.utils.errors import InputError\n'
             'try:\n'
             f'    build_model(load_config({str(config)!r}))\n'
-            'except ToolError as error:\n'
+            'except InputError as error:\n'
             '    print(error)\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -12,7 +12,6 @@ import torch
 
 from ..analysis import count_flops, count_params, measure_interleaved, no_grad_step
 from ..deployment import convert_model, optimize_for_inference
-from ..utils.errors import ToolError
 from .build import (
     build_model,
     forward_raw,
@@ -21,6 +20,8 @@ from .build import (
     load_weights,
     read_checkpoint,
 )
+from .cli import ToolError
+from .config import fit_config_to_device
 
 
 @dataclass
@@ -78,8 +79,6 @@ def build_benchmark_models(specs, shape=None, device=None):
     Returns:
         list[BenchmarkModel]: in the order of ``specs``.
     """
-    from .runner import fit_config_to_device
-
     device = resolve_device(device)
     built, taken = [], set()
     for spec in specs:

@@ -17,7 +17,8 @@ from ..utils.checkpoint import (
     shapes,
     state_dict_differences,
 )
-from ..utils.errors import ToolError, describe_exception
+from ..utils.errors import describe_exception
+from .cli import ToolError
 
 
 def load_config(path, cfg_options=None):

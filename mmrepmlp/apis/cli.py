@@ -1,27 +1,39 @@
-"""What every command-line tool does with bad input and with Ctrl-C."""
+"""The command-line side of the tools: their error, what they do with bad input and Ctrl-C,
+and the arguments ``tools/train.py`` and ``tools/test.py`` share."""
 import functools
+import os
 import sys
 
-from ..utils.errors import ToolError
-from .runner import launcher_rank
+from mmengine.config import DictAction
+
+from ..utils.errors import InputError
 
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+class ToolError(InputError):
+    """Bad input to a command-line tool (an argument, a config, a checkpoint).
+
+    The library below the tools raises :class:`~mmrepmlp.utils.errors.InputError` (or a
+    ``ValueError``/``TypeError``/``RuntimeError``); this subclass is for what only the tools'
+    layer can tell, such as an option that does not fit the others.
+    """
 
 
 def tool_main(main):
     """Decorator for a tool's ``main(argv=None)``.
 
-    A :class:`ToolError` ends the tool with ``error: <message>`` on stderr (one line, printed
-    by rank 0 only when several processes run the tool) and exit status 1; Ctrl-C ends it
-    with one line and status 130. The tools write outputs atomically, so neither leaves a
-    partial file.
+    An :class:`~mmrepmlp.utils.errors.InputError` (a :class:`ToolError` included) ends the
+    tool with ``error: <message>`` on stderr (one line, printed by rank 0 only when several
+    processes run the tool) and exit status 1; Ctrl-C ends it with one line and status 130.
+    The tools write outputs atomically, so neither leaves a partial file.
     """
 
     @functools.wraps(main)
     def run(argv=None):
         try:
             return main(argv)
-        except ToolError as error:
+        except InputError as error:
             if launcher_rank() != 0:
                 raise SystemExit(1) from None
             raise SystemExit(f'error: {error}') from None
@@ -30,3 +42,34 @@ def tool_main(main):
             raise SystemExit(INTERRUPTED_STATUS) from None
 
     return run
+
+
+def add_runner_args(parser):
+    """Add the arguments ``train.py`` and ``test.py`` share last: config overrides, a dry
+    run, and the launcher."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config entries, key=value (a list: key="[a,b]" or key=a,b)')
+    parser.add_argument(
+        '--dry-run', action='store_true',
+        help='check the config, its data paths and the checkpoint, then stop (the '
+        'distributed launchers do this once before starting the processes)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK instead).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser, argv=None):
+    """Parse ``argv``; a launcher's ``--local-rank`` becomes ``LOCAL_RANK`` for MMEngine."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def launcher_rank():
+    """This process's rank as the launchers set it (0 without a launcher)."""
+    for variable in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if os.environ.get(variable, '').isdigit():
+            return int(os.environ[variable])
+    return 0

@@ -20,7 +20,7 @@ import torch
 from ..deployment import DEFAULT_TOLERANCE, convert_model, invalid_values, random_batch, raw_outputs
 from ..reparam import CONVERSION_METHODS
 from ..tasks import task_of
-from ..utils.errors import ToolError
+from ..utils.configs import config_dicts
 from ..utils.files import check_not_overwriting, check_writable, staged_files
 from .build import (
     build_model,
@@ -30,6 +30,7 @@ from .build import (
     read_checkpoint,
     state_dict_mismatch,
 )
+from .cli import ToolError
 
 VERIFY_BATCH = 2
 
@@ -83,18 +84,6 @@ def _is_reparameterizable(cls):
         return False
 
 
-def _set_deploy_flags(node, path, flagged):
-    if isinstance(node, dict):
-        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
-            node['deploy'] = True
-            flagged.append(path)
-        for key, value in node.items():
-            _set_deploy_flags(value, f'{path}.{key}', flagged)
-    elif isinstance(node, (list, tuple)):
-        for index, item in enumerate(node):
-            _set_deploy_flags(item, f'{path}[{index}]', flagged)
-
-
 def make_deploy_config(cfg):
     """A copy of ``cfg`` with ``deploy=True`` on every re-parameterizable module config.
 
@@ -106,7 +95,10 @@ def make_deploy_config(cfg):
     """
     deploy_cfg = copy.deepcopy(cfg)
     flagged = []
-    _set_deploy_flags(deploy_cfg.model, 'model', flagged)
+    for path, node in config_dicts(deploy_cfg.model, 'model'):
+        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
+            node['deploy'] = True
+            flagged.append(path)
     return deploy_cfg, flagged
 
 

@@ -11,9 +11,9 @@ from ..deployment import (
     random_batch,
 )
 from ..tasks import task_of
-from ..utils.errors import ToolError
 from ..utils.files import check_not_overwriting
 from .build import input_shape, load_model
+from .cli import ToolError
 
 DEFAULT_BATCH = 2
 

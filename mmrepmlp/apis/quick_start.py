@@ -16,7 +16,8 @@ from ..models.blocks import RepMLPBlock
 from ..reparam import repmlp_model_convert
 from ..utils import find_repo_file
 from .build import forward_raw, input_shape, load_config
-from .runner import build_runner, fit_config_to_device
+from .config import fit_config_to_device
+from .run import build_runner
 
 CONFIG = osp.join('repmlp_cifar', 'pure-mlp_1xb32_digits.py')
 DEFAULT_EPOCHS = 3

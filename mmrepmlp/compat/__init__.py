@@ -1,10 +1,12 @@
-"""Work-arounds for upstream breakages of the pinned OpenMMLab stack.
+"""Patches of the pinned OpenMMLab stack, applied on ``import mmrepmlp``.
 
 ``mmrepmlp`` runs on torch 2.14 / numpy 2.4 / mmcv-lite / mmengine 0.10.7, a combination that
-OpenMMLab never released for. Each upstream problem has its own module here with one
-``fix_*`` function whose docstring names the problem and when the module can be deleted, and
-its own test module under ``tests/compat/``. :func:`apply_all` applies all of them; it is
-idempotent and is called on ``import mmrepmlp``.
+OpenMMLab never released for. Each patch has its own module here with one ``fix_*`` function
+whose docstring names the problem and when the module can be deleted, and its own test module
+under ``tests/compat/``. :func:`apply_all` applies all of them; it is idempotent and is called
+on ``import mmrepmlp``.
+
+Fixes of breakages (without them configs, checkpoints or launchers fail):
 
 * :mod:`.mmcv_ops` - mmcv-lite has no ``mmcv.ops`` but ``import mmseg.models`` needs it;
 * :mod:`.checkpoint_loading` - torch>=2.6 ``weights_only`` breaks mmengine checkpoints; every
@@ -12,7 +14,11 @@ idempotent and is called on ``import mmrepmlp``.
 * :mod:`.package_lookup` - mmengine locates ``mmpretrain::``/``mmseg::`` configs with
   ``pkg_resources`` (gone in setuptools>=81);
 * :mod:`.numpy_in1d` - numpy>=2.4 removed ``np.in1d`` (mmpretrain retrieval metrics);
-* :mod:`.cpu_distributed` - mmengine's DDP set-up assumes CUDA;
+* :mod:`.cpu_distributed` - mmengine's DDP set-up assumes CUDA.
+
+Added behaviour (listed in the README as what importing mmrepmlp does; docs/tools.md says
+why they are applied on import):
+
 * :mod:`.checkpoint_saving` - mmengine writes checkpoints in place (a crash truncates them);
 * :mod:`.dist_test_dir` - mmengine's distributed evaluation leaves ``.dist_test`` behind;
 * :mod:`.inference_model` - mmpretrain's ``inference_model`` serves model-zoo models only.

@@ -1,10 +1,9 @@
 """mmengine writes checkpoints in place: a crash while saving leaves a truncated file."""
+from ..utils.files import atomic_write
 from .marks import is_ours, mark
 
 
 def _atomic_put(self, obj, filepath):
-    from ..utils.files import atomic_write
-
     def write(tmp):
         with open(tmp, 'wb') as f:
             f.write(obj)
@@ -13,8 +12,6 @@ def _atomic_put(self, obj, filepath):
 
 
 def _atomic_put_text(self, obj, filepath, encoding='utf-8'):
-    from ..utils.files import atomic_write
-
     def write(tmp):
         with open(tmp, 'w', encoding=encoding) as f:
             f.write(obj)
@@ -23,15 +20,16 @@ def _atomic_put_text(self, obj, filepath, encoding='utf-8'):
 
 
 def fix_checkpoint_saving():
-    """Make mmengine's local file writes (checkpoints, ``last_checkpoint``) atomic.
+    """Make mmengine's local file writes (checkpoints, ``mmengine.dump``, copied logs) atomic.
 
     Upstream problem: ``mmengine.runner.save_checkpoint`` serializes the checkpoint and hands
-    the bytes to ``LocalBackend.put``, which opens the destination and writes into it; the
-    CheckpointHook then rewrites ``last_checkpoint`` with ``put_text`` the same way. A kill,
-    a full disk or a file-size limit during the write leaves a truncated ``iter_N.pth`` (or
-    an empty ``last_checkpoint``, which ``--resume`` follows). With this fix both write a
-    temporary file and rename it (:mod:`mmrepmlp.utils.files`): the destination is either
-    the complete new file or what it was.
+    the bytes to ``LocalBackend.put``, which opens the destination and writes into it
+    (``put_text``, behind ``mmengine.dump`` and the LoggerHook's copies, does the same). A
+    kill, a full disk or a file-size limit during the write leaves a truncated
+    ``iter_N.pth``. With this fix both write a temporary file and rename it
+    (:mod:`mmrepmlp.utils.files`): the destination is either the complete new file or what it
+    was. (The CheckpointHook writes the one line of ``last_checkpoint`` with ``open``, which
+    this does not change.)
 
     Remove when mmengine writes local files atomically (it does not in 0.10.7).
 

@@ -15,12 +15,13 @@ def _fail(owner, name, value, expected, error=ValueError):
     raise error(f'{owner}: {name} must be {expected}, got {value!r}')
 
 
-def check_int(value, name, owner, minimum=1):
-    """``value`` as an ``int`` of at least ``minimum``."""
+def check_int(value, name, owner, minimum=1, maximum=None):
+    """``value`` as an ``int`` of at least ``minimum`` (and at most ``maximum`` if given)."""
+    expected = f'an int >= {minimum}' if maximum is None else f'an int in [{minimum}, {maximum}]'
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        _fail(owner, name, value, f'an int >= {minimum}', TypeError)
-    if value < minimum:
-        _fail(owner, name, value, f'an int >= {minimum}')
+        _fail(owner, name, value, expected, TypeError)
+    if value < minimum or (maximum is not None and value > maximum):
+        _fail(owner, name, value, expected)
     return int(value)
 
 
@@ -95,3 +96,26 @@ def check_norm_cfg(norm_cfg, owner, name='norm_cfg'):
         _fail(owner, name, dict(norm_cfg), 'a batch norm with running statistics (BN, SyncBN): '
               'only those fold into the deploy form')
     return dict(norm_cfg)
+
+
+def resolve_arch(arch, presets, owner, required, optional=()):
+    """A backbone's ``arch``: a copy of the preset it names, or of the custom dict it is, which
+    must have every key of ``required`` and may have those of ``optional``.
+
+    Raises:
+        ValueError: an unknown preset name, or a dict with unknown or missing keys.
+        TypeError: ``arch`` is neither a name nor a dict.
+    """
+    if isinstance(arch, str):
+        if arch not in presets:
+            raise ValueError(f'{owner}: unknown arch {arch!r}; use one of {sorted(presets)} or '
+                             'a custom dict')
+        return dict(presets[arch])
+    if not isinstance(arch, dict):
+        raise TypeError(f'{owner}: arch must be a preset name or a dict, got {arch!r}')
+    unknown, missing = sorted(set(arch) - {*required, *optional}), sorted(set(required) - set(arch))
+    if unknown or missing:
+        allowed = f' and may set {", ".join(optional)}' if optional else ''
+        raise ValueError(f'{owner}: the custom arch has unknown keys {unknown} and lacks '
+                         f'{missing}; it needs the keys {", ".join(required)}{allowed}')
+    return dict(arch)

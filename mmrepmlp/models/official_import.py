@@ -16,13 +16,14 @@ from collections import OrderedDict
 
 import torch
 
+from ..utils import register_model_index
 from ..utils.checkpoint import (
     describe_differences,
     read_checkpoint,
     shapes,
     state_dict_differences,
 )
-from ..utils.errors import ToolError
+from ..utils.errors import InputError
 from ..utils.files import check_not_overwriting, check_writable, torch_save
 from ..version import __version__
 
@@ -44,7 +45,7 @@ _KEY_RENAMES = (
 _FC3_WEIGHT = re.compile(r'\.repmlp\.fc3\.weight$')
 
 
-class OfficialImportError(ToolError):
+class OfficialImportError(InputError):
     """The source is not an official RepMLP-ResNet checkpoint that this package can import."""
 
 
@@ -56,7 +57,7 @@ def load_official_state_dict(path):
     """
     try:
         return OrderedDict(read_checkpoint(path)[1])
-    except ToolError as err:
+    except InputError as err:
         raise OfficialImportError(f'{err}; give the .pth file of an official RepMLP-ResNet '
                                   'model') from err
 
@@ -82,8 +83,6 @@ def convert_official_state_dict(state_dict):
 def zoo_model_names():
     """The names of the RepMLP-ResNet models of the model zoo, sorted."""
     import mmpretrain
-
-    from ..utils import register_model_index
 
     register_model_index()
     return mmpretrain.list_models(ZOO_PATTERN)
@@ -149,7 +148,7 @@ def import_official_checkpoint(src, dst, model_name=None):
     try:
         check_not_overwriting([dst], [src])
         check_writable(dst)
-    except ToolError as err:
+    except InputError as err:
         raise OfficialImportError(str(err)) from err
     if model_name is not None and model_name not in zoo_model_names():
         raise OfficialImportError(f'{model_name!r} is not a RepMLP-ResNet model of the zoo; '

@@ -9,6 +9,18 @@ weights give the plain ResNet-50 baseline of the paper's segmentation experiment
 """
 import re
 
+import torch
+
+from ..utils.checkpoint import (
+    describe_differences,
+    read_checkpoint,
+    shapes,
+    state_dict_differences,
+)
+from ..utils.errors import InputError
+from ..utils.files import check_not_overwriting, check_writable, torch_save
+from .backbones import RepMLPResNet
+
 # (pattern, replacement): the first pattern that matches a key renames it.
 _KEY_RENAMES = (
     (r'^conv1\.', 'stem.0.conv.'),
@@ -63,20 +75,8 @@ def import_resnet_checkpoint(src, dst):
         bool: whether the checkpoint has the deep stem (``deep_stem=True`` in the config).
 
     Raises:
-        ToolError: the file is unreadable, is not a ResNet-50, or ``dst`` is ``src``.
+        InputError: the file is unreadable, is not a ResNet-50, or ``dst`` is ``src``.
     """
-    import torch
-
-    from ..utils.checkpoint import (
-        describe_differences,
-        read_checkpoint,
-        shapes,
-        state_dict_differences,
-    )
-    from ..utils.errors import ToolError
-    from ..utils.files import check_not_overwriting, check_writable, torch_save
-    from .backbones import RepMLPResNet
-
     check_not_overwriting([dst], [src])
     check_writable(dst)
     state_dict = read_checkpoint(src)[1]
@@ -87,9 +87,9 @@ def import_resnet_checkpoint(src, dst):
         expected = shapes(RepMLPResNet('res50-base', deep_stem=deep_stem).state_dict())
     differences = state_dict_differences(expected, shapes(renamed))
     if any(differences):
-        raise ToolError(f'{src} is not a ResNet-50 of torchvision, MMPretrain or '
-                        f'MMSegmentation: {describe_differences(differences)}; give the '
-                        'checkpoint of a ResNet-50 (or ResNetV1c-50)')
+        raise InputError(f'{src} is not a ResNet-50 of torchvision, MMPretrain or '
+                         f'MMSegmentation: {describe_differences(differences)}; give the '
+                         'checkpoint of a ResNet-50 (or ResNetV1c-50)')
     torch_save({'state_dict': {f'backbone.{k}': v for k, v in renamed.items()},
                 'meta': dict(source=str(src), deep_stem=deep_stem)}, dst)
     return deep_stem

@@ -12,9 +12,13 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
 
-from ..utils.errors import ToolError
+from ..deployment import compare_outputs
+from ..evaluation.metrics.dump import DumpPredictions
+from ..utils.errors import InputError
 from ..utils.files import check_writable
 
 _TASKS = {}
@@ -44,21 +48,21 @@ def task_of(cfg):
     claims it (more specific tasks before the fallback ones).
 
     Raises:
-        ToolError: no task claims the config, or it names an unknown task.
+        InputError: no task claims the config, or it names an unknown task.
     """
     name = cfg.get('task')
     if name is not None:
         if name not in _TASKS:
-            raise ToolError(f'config {cfg.filename} sets task = {name!r}, which is not one of '
-                            f'{sorted(_TASKS)}; fix the name or import the module that '
-                            'registers it (custom_imports)')
+            raise InputError(f'config {cfg.filename} sets task = {name!r}, which is not one of '
+                             f'{sorted(_TASKS)}; fix the name or import the module that '
+                             'registers it (custom_imports)')
         return _TASKS[name]
     candidates = sorted(_TASKS.values(), key=lambda task: task.fallback)
     for task in candidates:
         if task.claims(cfg):
             return task
-    raise ToolError(f'cannot tell the task of config {cfg.filename} (default_scope '
-                    f'{cfg.get("default_scope")!r}); set task = one of {sorted(_TASKS)} in it')
+    raise InputError(f'cannot tell the task of config {cfg.filename} (default_scope '
+                     f'{cfg.get("default_scope")!r}); set task = one of {sorted(_TASKS)} in it')
 
 
 def dataset_configs(loader):
@@ -111,7 +115,7 @@ class Task:
         return False
 
     def check_available(self):
-        """Raise :class:`ToolError` naming what to install when the task's packages are
+        """Raise :class:`InputError` naming what to install when the task's packages are
         missing."""
 
     def scope(self, cfg):
@@ -125,28 +129,26 @@ class Task:
 
     def enable_visualization(self, cfg, show, show_dir, wait_time, interval):
         """``test.py --show/--show-dir``: switch on the task's visualization."""
-        raise ToolError(f'--show/--show-dir: the {self.name} task has no visualization')
+        raise InputError(f'--show/--show-dir: the {self.name} task has no visualization')
 
     def enable_tta(self, cfg):
         """``test.py --tta``: the config's ``tta_model`` and ``tta_pipeline``."""
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ToolError('--tta needs tta_model and tta_pipeline in the config')
+            raise InputError('--tta needs tta_model and tta_pipeline in the config')
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
     def check_test_output(self, out, out_item):
-        """Raise :class:`ToolError` when ``test.py --out`` cannot hold ``out_item`` or cannot
+        """Raise :class:`InputError` when ``test.py --out`` cannot hold ``out_item`` or cannot
         be written (before any work)."""
         if out_item != 'metrics' and not out.endswith(('.pkl', '.pickle')):
-            raise ToolError(f'--out {out}: predictions are written as a pickle; end the file '
-                            'name with .pkl (or pass --out-item metrics for json/yaml)')
+            raise InputError(f'--out {out}: predictions are written as a pickle; end the file '
+                             'name with .pkl (or pass --out-item metrics for json/yaml)')
         check_writable(out)
 
     def prepare_test_output(self, cfg, out, out_item):
         """How ``test.py --out`` is written: config changes made here (before the Runner is
         built), and the returned :class:`TestOutput`."""
-        from ..evaluation.metrics.dump import DumpPredictions
-
         return TestOutput(metrics=[DumpPredictions(out)] if out_item in ('pred', None) else [])
 
     def input_shape(self, cfg, shape=None):
@@ -167,8 +169,17 @@ class Task:
             key = _FIXED_SIZE_TRANSFORMS.get(str(transform.get('type')).split('.')[-1])
             if key and transform.get(key) is not None and not transform.get('keep_ratio'):
                 return (channels, *_size_hw(transform[key]))
-        raise ToolError(f'cannot tell the input size of config {cfg.filename} (no backbone '
-                        'img_size, no fixed-size crop in the test pipeline); pass --shape H W')
+        raise InputError(f'cannot tell the input size of config {cfg.filename} (no backbone '
+                         'img_size, no fixed-size crop in the test pipeline); pass --shape H W')
+
+    def image_pipeline(self, cfg):
+        """What makes one model input of a decoded image (an ``(H, W, C)`` array): the test
+        pipeline of ``cfg`` without its loading step, built in the task's registry scope."""
+        init_default_scope(self.scope(cfg))
+        pipeline = Compose([transform for transform in self.test_pipeline(cfg)
+                            if not str(transform['type']).startswith('Load')])
+        return lambda image: pipeline(dict(img=image, img_shape=image.shape[:2],
+                                           ori_shape=image.shape[:2]))
 
     @staticmethod
     def test_pipeline(cfg):
@@ -178,19 +189,9 @@ class Task:
         return pipeline or cfg.get('test_pipeline') or []
 
     def compare_outputs(self, reference, outputs):
-        """Max absolute difference of two forms' raw outputs (lists of tensors), and the same
-        relative to the largest reference magnitude; NaN when either is not finite."""
-        import torch
-
-        pairs = list(zip(reference, outputs))
-        if len(reference) != len(outputs) or any(r.shape != o.shape for r, o in pairs):
-            raise ToolError('the deploy model returns outputs of other shapes than the '
-                            'training model; check the deploy config')
-        if not all(torch.isfinite(t).all() for t in (*reference, *outputs)):
-            return float('nan'), float('nan')
-        max_abs = max((r.double() - o.double()).abs().max().item() for r, o in pairs)
-        scale = max(r.double().abs().max().item() for r in reference)
-        return max_abs, max_abs / max(scale, torch.finfo(torch.float64).tiny)
+        """How two forms' raw outputs are compared (see
+        :func:`mmrepmlp.deployment.compare_outputs`); a task may compare its outputs otherwise."""
+        return compare_outputs(reference, outputs)
 
     # ------------------------------------------------------------------ data
     def data_paths(self, cfg, loaders):

@@ -1,7 +1,7 @@
 """Image classification on MMPretrain (ImageNet, CIFAR, the digits quick start)."""
 from copy import deepcopy
 
-from ..utils.errors import ToolError
+from ..utils.errors import InputError
 from .base import Task, register_task
 
 
@@ -47,6 +47,6 @@ def visualization_hook(cfg, hook_type):
     """The config's visualization hook, or a clear error naming the hook to add."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        raise ToolError('--show/--show-dir need a visualization hook in the config: add '
-                        f"default_hooks.visualization = dict(type='{hook_type}')")
+        raise InputError('--show/--show-dir need a visualization hook in the config: add '
+                         f"default_hooks.visualization = dict(type='{hook_type}')")
     return hook

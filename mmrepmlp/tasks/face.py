@@ -1,5 +1,6 @@
 """Face recognition (MS1M-V2 training, LFW/CFP-FP/AgeDB-30 verification) on MMPretrain."""
-from ..utils.errors import ToolError
+from ..evaluation.metrics import FaceEmbeddingDump
+from ..utils.errors import InputError
 from ..utils.files import check_writable
 from .base import TestOutput, register_task
 from .classification import ClassificationTask
@@ -27,29 +28,27 @@ class FaceTask(ClassificationTask):
 
     def enable_visualization(self, cfg, show, show_dir, wait_time, interval):
         if show:
-            raise ToolError('--show: face verification has no per-image view; --show-dir DIR '
-                            'saves ROC curves and distance histograms per set')
+            raise InputError('--show: face verification has no per-image view; --show-dir DIR '
+                             'saves ROC curves and distance histograms per set')
         metrics = [m for m in _evaluator_list(cfg) if
                    str(m.get('type', '')).split('.')[-1] == 'FaceVerificationMetric']
         if not metrics:
-            raise ToolError('--show-dir needs a FaceVerificationMetric in test_evaluator')
+            raise InputError('--show-dir needs a FaceVerificationMetric in test_evaluator')
         for metric in metrics:
             metric.plot_dir = show_dir
 
     def enable_tta(self, cfg):
-        raise ToolError("--tta: face models already add the mirrored image's embedding "
-                        '(FaceRecognizer flip_test=True), which is the test-time augmentation '
-                        'of the verification protocol')
+        raise InputError("--tta: face models already add the mirrored image's embedding "
+                         '(FaceRecognizer flip_test=True), which is the test-time augmentation '
+                         'of the verification protocol')
 
     def check_test_output(self, out, out_item):
         if out_item != 'metrics' and not out.endswith('.npz'):
-            raise ToolError(f'--out {out}: face embeddings are written as numpy arrays; end the '
-                            'file name with .npz (or pass --out-item metrics for json/yaml)')
+            raise InputError(f'--out {out}: face embeddings are written as numpy arrays; end the '
+                             'file name with .npz (or pass --out-item metrics for json/yaml)')
         check_writable(out)
 
     def prepare_test_output(self, cfg, out, out_item):
-        from ..evaluation.metrics import FaceEmbeddingDump
-
         return TestOutput(metrics=[FaceEmbeddingDump(out)] if out_item != 'metrics' else [])
 
 

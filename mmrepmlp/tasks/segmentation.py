@@ -4,7 +4,7 @@ import os.path as osp
 import shutil
 import tempfile
 
-from ..utils.errors import ToolError
+from ..utils.errors import InputError
 from ..utils.files import check_writable
 from .base import Task, TestOutput, register_task
 from .classification import visualization_hook
@@ -34,8 +34,8 @@ class SegmentationTask(Task):
         try:
             import mmseg.models  # noqa: F401
         except ImportError as exc:
-            raise ToolError(f'this is a segmentation config and MMSegmentation cannot be '
-                            f'imported ({exc}); {INSTALL_HINT}') from exc
+            raise InputError(f'this is a segmentation config and MMSegmentation cannot be '
+                             f'imported ({exc}); {INSTALL_HINT}') from exc
 
     def enable_visualization(self, cfg, show, show_dir, wait_time, interval):
         hook = visualization_hook(cfg, 'SegVisualizationHook')
@@ -47,8 +47,8 @@ class SegmentationTask(Task):
         if out_item == 'metrics':
             return super().check_test_output(out, out_item)
         if osp.isfile(out):
-            raise ToolError(f'--out {out}: segmentation maps go into a folder, and {out} is a '
-                            'file; give a folder path (or --out-item metrics for a file)')
+            raise InputError(f'--out {out}: segmentation maps go into a folder, and {out} is a '
+                             'file; give a folder path (or --out-item metrics for a file)')
         check_writable(osp.join(out, 'map.png'))
 
     def prepare_test_output(self, cfg, out, out_item):

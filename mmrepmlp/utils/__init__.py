@@ -1,6 +1,6 @@
 """Helpers shared by the package and the tools: repository files, the model index, atomic
-file writes (:mod:`.files`), safe checkpoint loading (:mod:`.checkpoint`) and the tools'
-one-line error (:class:`.errors.ToolError`)."""
+file writes (:mod:`.files`), safe checkpoint loading (:mod:`.checkpoint`), walking nested
+configs (:mod:`.configs`) and the one-line error of bad input (:class:`.errors.InputError`)."""
 import os.path as osp
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))

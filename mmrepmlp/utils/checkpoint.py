@@ -15,6 +15,8 @@ import functools
 import pickle
 import re
 
+from .errors import InputError, describe_exception
+
 __all__ = [
     'safe_load', 'checkpoint_safe_globals', 'read_checkpoint', 'state_dict_differences',
     'describe_differences', 'shapes'
@@ -117,8 +119,6 @@ def safe_load(f, map_location=None, **kwargs):
     """
     import torch
 
-    from .errors import describe_exception
-
     for key in ('pickle_module', 'weights_only'):
         if key in kwargs:
             raise TypeError(f'safe_load() does not take {key!r}')
@@ -155,31 +155,29 @@ def read_checkpoint(path):
         bare state dict) and its state dict, with any DataParallel ``module.`` prefix removed.
 
     Raises:
-        ToolError: the file is missing, refused, damaged, or holds no state dict of tensors.
+        InputError: the file is missing, refused, damaged, or holds no state dict of tensors.
     """
     import os.path as osp
 
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from .errors import ToolError, describe_exception
-
     if '://' not in str(path) and not osp.isfile(path):
-        raise ToolError(f'checkpoint {path} does not exist; pass the path of a .pth file')
+        raise InputError(f'checkpoint {path} does not exist; pass the path of a .pth file')
     try:
         checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger=None)
     except pickle.UnpicklingError as exc:
         if str(exc).startswith('refusing'):
-            raise ToolError(f'checkpoint {path} is refused: {exc}') from exc
-        raise ToolError(f'cannot read checkpoint {path} ({describe_exception(exc)}): it is '
-                        'damaged or not a PyTorch checkpoint; pass a file written by '
-                        'torch.save or an MMEngine Runner') from exc
+            raise InputError(f'checkpoint {path} is refused: {exc}') from exc
+        raise InputError(f'cannot read checkpoint {path} ({describe_exception(exc)}): it is '
+                         'damaged or not a PyTorch checkpoint; pass a file written by '
+                         'torch.save or an MMEngine Runner') from exc
     except Exception as exc:  # torch raises many types for a damaged or truncated file
-        raise ToolError(f'cannot read checkpoint {path} ({describe_exception(exc)}); is it a '
-                        'complete checkpoint file written by torch.save?') from exc
+        raise InputError(f'cannot read checkpoint {path} ({describe_exception(exc)}); is it a '
+                         'complete checkpoint file written by torch.save?') from exc
     if not isinstance(checkpoint, dict):
-        raise ToolError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of '
-                        'weights; save model.state_dict() or an MMEngine checkpoint')
+        raise InputError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of '
+                         'weights; save model.state_dict() or an MMEngine checkpoint')
     for wrapper in ('state_dict', 'model'):
         if isinstance(checkpoint.get(wrapper), dict):
             state_dict = checkpoint[wrapper]
@@ -187,8 +185,8 @@ def read_checkpoint(path):
     else:
         state_dict, checkpoint = checkpoint, {'state_dict': checkpoint}
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ToolError(f'checkpoint {path} has no state dict of tensors (bare, or under '
-                        '`state_dict` or `model`)')
+        raise InputError(f'checkpoint {path} has no state dict of tensors (bare, or under '
+                         '`state_dict` or `model`)')
     return checkpoint, {k.removeprefix('module.'): v for k, v in state_dict.items()}
 
 

@@ -4,16 +4,13 @@
 class InputError(ValueError):
     """Input the library cannot use: a missing or corrupt file, a config and checkpoint that do
     not match, an option this machine cannot honour. The message names the problem and the
-    fix; the command-line tools print it as one ``error:`` line and exit 1.
+    fix; the command-line tools print it as one ``error:`` line and exit 1 (their own
+    subclass, :class:`mmrepmlp.apis.ToolError`, is for what only the tools can tell).
     """
 
     def __init__(self, message):
         # Messages of wrapped exceptions may span lines; the tools promise one line.
         super().__init__(' '.join(str(message).split()))
-
-
-class ToolError(InputError):
-    """Bad input to a command-line tool (an argument, a config, a checkpoint)."""
 
 
 def describe_exception(exc, limit=200):

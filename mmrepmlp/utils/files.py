@@ -13,7 +13,7 @@ import os.path as osp
 import shutil
 import tempfile
 
-from .errors import ToolError
+from .errors import InputError
 
 
 def _umask_mode():
@@ -159,8 +159,8 @@ def _dump_format(path):
     formats = {'json': 'json', 'yaml': 'yaml', 'yml': 'yaml', 'pkl': 'pickle',
                'pickle': 'pickle'}
     if extension not in formats:
-        raise ToolError(f'cannot tell the format of {path} from its extension; end it with '
-                        '.json, .yaml or .pkl')
+        raise InputError(f'cannot tell the format of {path} from its extension; end it with '
+                         '.json, .yaml or .pkl')
     return formats[extension]
 
 
@@ -171,7 +171,7 @@ def check_not_overwriting(outputs, inputs):
     output folder is refused when it is an input or holds one. ``None`` entries are skipped.
 
     Raises:
-        ToolError: an output is, or contains, one of the inputs.
+        InputError: an output is, or contains, one of the inputs.
     """
     for output in outputs:
         if output is None:
@@ -184,32 +184,32 @@ def check_not_overwriting(outputs, inputs):
             inside = osp.isdir(output) and osp.realpath(given).startswith(
                 osp.join(osp.realpath(output), ''))
             if same or inside:
-                raise ToolError(f'refusing to write {output} over the input {given}; choose '
-                                'another output path')
+                raise InputError(f'refusing to write {output} over the input {given}; choose '
+                                 'another output path')
 
 
 def check_writable(path):
     """Make sure ``path`` (a file to create or replace) can be written, before any work.
 
     Raises:
-        ToolError: ``path`` is a directory, or its directory cannot be created or written.
+        InputError: ``path`` is a directory, or its directory cannot be created or written.
     """
     if osp.isdir(path) or str(path).endswith(os.sep):
-        raise ToolError(f'output {path} is a directory; give a file path')
+        raise InputError(f'output {path} is a directory; give a file path')
     directory = osp.dirname(osp.abspath(path))
     existing = directory
     while not osp.exists(existing):
         existing = osp.dirname(existing)
     if not osp.isdir(existing):
-        raise ToolError(f'cannot create the folder of output {path}: {existing} is a file; '
-                        'choose another output path')
+        raise InputError(f'cannot create the folder of output {path}: {existing} is a file; '
+                         'choose another output path')
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ToolError(f'cannot write output {path}: {existing} is not writable; choose '
-                        'another output path')
+        raise InputError(f'cannot write output {path}: {existing} is not writable; choose '
+                         'another output path')
     if existing == directory:
         # os.access does not know read-only mounts or /proc: try it.
         try:
             _remove_quietly(_new_temporary(path, '.probe'))
         except OSError as exc:
-            raise ToolError(f'cannot write output {path} ({exc.strerror}); choose another '
-                            'output path') from exc
+            raise InputError(f'cannot write output {path} ({exc.strerror}); choose another '
+                             'output path') from exc

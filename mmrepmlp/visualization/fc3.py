@@ -12,7 +12,7 @@ import torch
 
 from ..models.blocks import RepMLPBlock
 from ..reparam import fuse_conv_bn
-from ..utils.errors import ToolError
+from ..utils.errors import InputError
 from ..utils.files import atomic_write
 
 
@@ -24,11 +24,11 @@ def find_repmlp_block(model, name):
     except AttributeError:
         block = None
     if not isinstance(block, RepMLPBlock):
-        raise ToolError(f'{name!r} is not a RepMLP block of the model; its blocks are: '
-                        f'{", ".join(blocks) or "none"}')
+        raise InputError(f'{name!r} is not a RepMLP block of the model; its blocks are: '
+                         f'{", ".join(blocks) or "none"}')
     if block.deploy:
-        raise ToolError(f'{name} is in deploy form, its training-time FC3 is gone; use the '
-                        'training-time config and checkpoint')
+        raise InputError(f'{name} is in deploy form, its training-time FC3 is gone; use the '
+                         'training-time config and checkpoint')
     return block
 
 
@@ -55,11 +55,11 @@ def fc3_point_weights(block, point=None, out_channel=0, in_channel=0):
     i, j = point if point is not None else centre_point(block)
     in_per_group = block.in_channels // block.groups
     if not (0 <= i < h and 0 <= j < w):
-        raise ToolError(f'--point {i} {j} is outside the {h}x{w} partition')
+        raise InputError(f'--point {i} {j} is outside the {h}x{w} partition')
     if not (0 <= out_channel < block.out_channels and 0 <= in_channel < in_per_group):
-        raise ToolError(f'channels ({out_channel}, {in_channel}) out of range: the block has '
-                        f'{block.out_channels} output channels and {in_per_group} input '
-                        'channels per group')
+        raise InputError(f'channels ({out_channel}, {in_channel}) out of range: the block has '
+                         f'{block.out_channels} output channels and {in_per_group} input '
+                         'channels per group')
     with torch.no_grad():
         before, _ = fuse_conv_bn(block.fc3, block.fc3_bn)
         after = block.get_equivalent_fc1_fc3_params()[2]

@@ -1,4 +1,4 @@
-"""Config preparation of tools/train.py and tools/test.py (mmrepmlp.apis.runner)."""
+"""Config preparation of tools/train.py and tools/test.py (mmrepmlp.apis.config and .checks)."""
 import os
 import os.path as osp
 from argparse import Namespace

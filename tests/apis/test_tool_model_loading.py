@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from mmrepmlp.apis import ToolError, input_shape, load_config, read_checkpoint
 from mmrepmlp.apis.build import state_dict_mismatch
-from mmrepmlp.utils.errors import describe_exception
+from mmrepmlp.utils.errors import InputError, describe_exception
 
 CLS_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'configs',
                       'tiny_repmlp_resnet.py')
@@ -34,7 +34,7 @@ def test_input_shape_unknown_asks_for_shape():
     cfg = classifier_config(dict(type='ResNet'), [
         dict(type='LoadImageFromFile'), dict(type='Resize', scale=(2048, 1024), keep_ratio=True)])
 
-    with pytest.raises(ToolError, match='pass --shape H W'):
+    with pytest.raises(InputError, match='pass --shape H W'):
         input_shape(cfg)
 
 
@@ -73,7 +73,7 @@ def test_read_checkpoint_layouts_and_module_prefix(tmp_path, wrap):
 def test_read_checkpoint_rejects_non_weights(tmp_path):
     torch.save({'state_dict': {'fc.weight': 'not a tensor'}}, tmp_path / 'c.pth')
 
-    with pytest.raises(ToolError, match='no state dict of tensors'):
+    with pytest.raises(InputError, match='no state dict of tensors'):
         read_checkpoint(str(tmp_path / 'c.pth'))
 
 

@@ -15,7 +15,7 @@ from mmpretrain.registry import DATASETS
 import mmrepmlp  # noqa: F401  (registers the dataset and metric)
 from mmrepmlp.datasets.face.verification_bin import FaceVerificationDataset, load_verification_bin
 from mmrepmlp.evaluation import FaceVerificationMetric, evaluate_verification
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.errors import InputError
 
 META_KEYS = ('set_name', 'index_in_set', 'issame')
 
@@ -114,7 +114,7 @@ def test_refuses_a_malicious_pickle_without_running_it(tmp_path):
     _, encoded = face_images(2)
     path = write_bin(tmp_path / 'lfw.bin', [encoded[0], RunsACommand(marker)], [True])
 
-    with pytest.raises(ToolError, match=r'lfw\.bin asks to unpickle (posix|os|nt)\.system.*'
+    with pytest.raises(InputError, match=r'lfw\.bin asks to unpickle (posix|os|nt)\.system.*'
                        'refusing'):
         load_verification_bin(path)
     assert not marker.exists()
@@ -123,7 +123,7 @@ def test_refuses_a_malicious_pickle_without_running_it(tmp_path):
 def test_refuses_object_arrays(tmp_path):
     path = write_bin(tmp_path / 'lfw.bin', [np.array([b'x', b'y'], dtype=object)] * 2, [True])
 
-    with pytest.raises(ToolError, match='dtype object, not uint8 or bool'):
+    with pytest.raises(InputError, match='dtype object, not uint8 or bool'):
         load_verification_bin(path)
 
 
@@ -140,7 +140,7 @@ def test_bad_files_are_named(tmp_path, content, message):
     if content is not None:
         path.write_bytes(content)
 
-    with pytest.raises(ToolError, match=f'{re.escape(str(path))}.*{message}'):
+    with pytest.raises(InputError, match=f'{re.escape(str(path))}.*{message}'):
         load_verification_bin(str(path))
 
 
@@ -186,12 +186,12 @@ def test_dataset_names_sets_by_file_stem(bin_dir):
 
 def test_dataset_names_a_missing_file_and_a_corrupt_image(bin_dir):
     root, _ = bin_dir
-    with pytest.raises(ToolError, match=r'agedb_30\.bin does not exist'):
+    with pytest.raises(InputError, match=r'agedb_30\.bin does not exist'):
         FaceVerificationDataset(bin_files=['lfw.bin', 'agedb_30.bin'], data_root=str(root))
 
     write_bin(root / 'bad.bin', [b'not an image'] * 2, [True])
     dataset = FaceVerificationDataset(bin_files='bad.bin', data_root=str(root))
-    with pytest.raises(ToolError, match=r'bad\.bin: image 0 cannot be decoded'):
+    with pytest.raises(InputError, match=r'bad\.bin: image 0 cannot be decoded'):
         dataset[0]
 
 

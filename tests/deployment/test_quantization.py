@@ -15,9 +15,9 @@ import torch
 from helpers_tools import TINY_PURE_MLP_CONFIG, relative_difference
 from mmengine.config import ConfigDict
 
+from mmrepmlp.apis import build_runner, fit_config_to_device
 from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.quick_start import dataloader_accuracy as accuracy
-from mmrepmlp.apis.runner import build_runner, fit_config_to_device
 from mmrepmlp.deployment import (
     FC3WithBN,
     SplitGroupwiseFC,

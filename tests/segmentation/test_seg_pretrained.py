@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger
 
 from mmrepmlp.models import RepMLPResNet
 from mmrepmlp.models.official_import import import_official_checkpoint
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.errors import InputError
 
 TINY = dict(num_blocks=(1, 2, 2, 1), widths=(16, 32, 64, 128), r=2, groups=2, partition=4,
             block_type=('base', 'bottleneck', 'bottleneck', 'base'), local_kernels=(1, 3))
@@ -56,7 +56,7 @@ def test_any_other_mismatch_is_an_error_naming_the_key_and_shapes(tmp_path):
     save_classifier_backbone(RepMLPResNet(other, img_size=128), tmp_path / 'other.pth')
     seg = segmentation_backbone(tmp_path / 'other.pth')
 
-    with pytest.raises(ToolError) as error:
+    with pytest.raises(InputError) as error:
         seg.init_weights()
 
     message = str(error.value)

@@ -1,14 +1,17 @@
 """The task axis: configs pick their task in one place, each task's behaviour lives in its
 adapter, and a new task is one adapter (plus its model, data and metrics): here a dummy task
 defined in the test alone runs through tools/train.py and tools/test.py."""
+import os.path as osp
 import textwrap
 
+import numpy as np
 import pytest
 from helpers_tools import load_tool
 from mmengine.config import Config
 
 from mmrepmlp.tasks import registered_tasks, task_of
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils import REPO_ROOT
+from mmrepmlp.utils.errors import InputError
 
 DUMMY_TASK = textwrap.dedent('''\
     """A task of the test alone: a linear model on random vectors, whose test --out writes a
@@ -135,9 +138,9 @@ def test_configs_pick_their_task(config, task):
 
 
 def test_unknown_tasks_are_named():
-    with pytest.raises(ToolError, match="task = 'detection'.*not one of"):
+    with pytest.raises(InputError, match="task = 'detection'.*not one of"):
         task_of(Config(dict(task='detection', model=dict(type='X'))))
-    with pytest.raises(ToolError, match='cannot tell the task'):
+    with pytest.raises(InputError, match='cannot tell the task'):
         task_of(Config(dict(default_scope='mmdet', model=dict(type='X'))))
 
 
@@ -149,9 +152,22 @@ def test_face_task_behaviour(tmp_path):
     face.enable_visualization(cfg, False, str(tmp_path / 'plots'), 0, 1)
 
     assert cfg.test_evaluator[0].plot_dir == str(tmp_path / 'plots')
-    with pytest.raises(ToolError, match='already add the mirrored'):
+    with pytest.raises(InputError, match='already add the mirrored'):
         face.enable_tta(cfg)
-    with pytest.raises(ToolError, match='.npz'):
+    with pytest.raises(InputError, match='.npz'):
         face.check_test_output(str(tmp_path / 'x.pkl'), None)
     output = face.prepare_test_output(cfg, str(tmp_path / 'e.npz'), None)
     assert [type(m).__name__ for m in output.metrics] == ['FaceEmbeddingDump']
+
+
+@pytest.mark.parametrize('config, image_size, input_size', [
+    ('configs/repmlp_res50_g8_in1k.py', (300, 260), (224, 224)),  # load, resize, crop, pack
+    ('configs/repmlp_face/mobilefacenet_8xb64_ms1mv2.py', (112, 112), (96, 96)),
+])
+def test_image_pipeline_makes_a_model_input_of_a_decoded_image(config, image_size, input_size):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    image = np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8)
+
+    sample = task_of(cfg).image_pipeline(cfg)(image)
+
+    assert tuple(sample['inputs'].shape) == (3, *input_size)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from helpers_tools import TINY_CONFIG, load_tool
 
-from mmrepmlp.apis import ToolError, load_model
+from mmrepmlp.apis import load_model
+from mmrepmlp.utils.errors import InputError
 from mmrepmlp.visualization import fc3_point_weights, find_repmlp_block
 
 BLOCK = 'backbone.stage2.1.repmlp'  # c3 of the tiny model: 8x8 input, 4x4 partitions, K=1,3
@@ -55,5 +56,5 @@ def test_merging_changes_only_the_largest_kernel_window():
 def test_wrong_block_lists_the_blocks():
     model, _ = load_model(TINY_CONFIG)
 
-    with pytest.raises(ToolError, match=r'not a RepMLP block .*backbone\.stage3\.1\.repmlp'):
+    with pytest.raises(InputError, match=r'not a RepMLP block .*backbone\.stage3\.1\.repmlp'):
         find_repmlp_block(model, 'backbone.stage2.1')

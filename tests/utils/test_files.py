@@ -4,7 +4,7 @@ import os
 import pytest
 
 import mmrepmlp.utils.files as files
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.errors import InputError
 
 
 def umask_mode():
@@ -81,7 +81,7 @@ def test_check_not_overwriting_sees_every_spelling(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for output in (source, 'data/ckpt.pth', 'data/../data/ckpt.pth', tmp_path / 'link.pth',
                    tmp_path / 'hard.pth', tmp_path / 'data', tmp_path):
-        with pytest.raises(ToolError, match='over the input'):
+        with pytest.raises(InputError, match='over the input'):
             files.check_not_overwriting([output], [source])
     files.check_not_overwriting([tmp_path / 'other.pth', None], [source, None])
 
@@ -92,7 +92,7 @@ def test_check_writable(tmp_path):
     for path, message in ((tmp_path, 'is a directory'),
                           (tmp_path / 'file' / 'out.pth', 'is a file'),
                           ('/proc/mmrepmlp-test.pth', 'cannot write')):
-        with pytest.raises(ToolError, match=message):
+        with pytest.raises(InputError, match=message):
             files.check_writable(path)
     assert not (tmp_path / 'new').exists()
 
@@ -100,5 +100,5 @@ def test_check_writable(tmp_path):
 def test_dump_picks_the_format_from_the_extension(tmp_path):
     files.dump({'a': 1}, tmp_path / 'm.json')
     assert (tmp_path / 'm.json').read_text().strip() == '{"a": 1}'
-    with pytest.raises(ToolError, match='.json, .yaml or .pkl'):
+    with pytest.raises(InputError, match='.json, .yaml or .pkl'):
         files.dump({'a': 1}, tmp_path / 'm.txt')

@@ -24,9 +24,11 @@ import zipfile
 import numpy as np
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
+from mmrepmlp.apis import ToolError, load_model
 from mmrepmlp.apis.cli import tool_main
+from mmrepmlp.apis.face import embed_images, read_image_list
 from mmrepmlp.evaluation.functional import BACKENDS, identification_rank1
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.files import staged_files
 
 
 def parse_args(argv=None):
@@ -91,9 +93,6 @@ def load_distractors(path):
 
 def embed_lists(args):
     """``(probe, labels, gallery, gallery_labels, distractors)`` from image lists."""
-    from mmrepmlp.apis import load_model
-    from mmrepmlp.apis.face import embed_images, read_image_list
-
     if not args.checkpoint:
         raise ToolError('--config needs --checkpoint (the face model to embed with)')
     model, cfg = load_model(args.config, args.checkpoint)
@@ -113,10 +112,6 @@ def embed_lists(args):
 
 def save_features(embedded, folder):
     """The embeddings as the files this tool reads, committed together."""
-    import os.path as osp
-
-    from mmrepmlp.utils.files import staged_files
-
     names = {'probe': 'probe.npz', 'gallery': 'gallery.npz', 'distractors': 'distractors.npy'}
     paths = [osp.join(folder, names[option]) for option in embedded]
     with staged_files(paths) as temporaries:

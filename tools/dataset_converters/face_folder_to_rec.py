@@ -32,8 +32,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from mmrepmlp.apis import ToolError
 from mmrepmlp.datasets.face import RecordWriter
-from mmrepmlp.utils.errors import ToolError
+from mmrepmlp.utils.errors import InputError
 from mmrepmlp.utils.files import check_writable
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
@@ -188,7 +189,8 @@ def pack_folder(src, out, header=True, seed=None, resize=None):
         resize (int, optional): re-encode the images at this size.
 
     Raises:
-        ToolError: bad input or output; nothing is written then.
+        InputError: bad input or output (a ToolError for the arguments); nothing is written
+            then.
     """
     if seed is not None and header:
         raise ToolError('--seed orders a header-less file; add --no-header or drop --seed')
@@ -245,7 +247,7 @@ def main(argv=None):
     try:
         report = pack_folder(args.src, args.out, header=not args.no_header, seed=args.seed,
                              resize=args.resize)
-    except ToolError as error:
+    except InputError as error:
         sys.exit(f'error: {error}')
     print(report)
 

@@ -15,7 +15,7 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from ...utils.errors import ToolError
+from ...utils.errors import InputError
 
 __all__ = ['FaceVerificationDataset', 'decode_face_image', 'load_verification_bin']
 
@@ -108,8 +108,8 @@ def _encoded_image(item, index, path):
         return bytes(item)
     if isinstance(item, np.ndarray) and item.dtype == np.uint8:
         return item.tobytes()
-    raise ToolError(f'{path}: image {index} is a {type(item).__name__}, not encoded image bytes; '
-                    'the file is not a verification .bin')
+    raise InputError(f'{path}: image {index} is a {type(item).__name__}, not encoded image bytes; '
+                     'the file is not a verification .bin')
 
 
 def _pair_labels(issame, path):
@@ -117,8 +117,8 @@ def _pair_labels(issame, path):
     is_binary = labels.dtype == np.bool_ or (np.issubdtype(labels.dtype, np.integer)
                                              and np.isin(labels, (0, 1)).all())
     if labels.ndim != 1 or labels.size == 0 or not is_binary:
-        raise ToolError(f'{path}: the pair labels are not a non-empty list of booleans; the '
-                        'file is not a verification .bin')
+        raise InputError(f'{path}: the pair labels are not a non-empty list of booleans; the '
+                         'file is not a verification .bin')
     return labels.astype(bool)
 
 
@@ -133,30 +133,30 @@ def load_verification_bin(path):
         ``(P,)`` bool array of whether each pair shows one person.
 
     Raises:
-        ToolError: the file is missing, is not such a pickle, or names a global outside the
+        InputError: the file is missing, is not such a pickle, or names a global outside the
             allow-list (nothing of it is run).
     """
     if not osp.isfile(path):
-        raise ToolError(f'verification set {path} does not exist; download the .bin files '
-                        "(insightface's faces_emore package has lfw.bin, cfp_fp.bin, "
-                        'agedb_30.bin) or fix the path')
+        raise InputError(f'verification set {path} does not exist; download the .bin files '
+                         "(insightface's faces_emore package has lfw.bin, cfp_fp.bin, "
+                         'agedb_30.bin) or fix the path')
     try:
         content = _unpickle(path)
     except _RefusedPickle as refused:
-        raise ToolError(f'{path} asks to unpickle {refused}, which a verification .bin never '
-                        'contains; refusing to load it (the file may be malicious)') from None
+        raise InputError(f'{path} asks to unpickle {refused}, which a verification .bin never '
+                         'contains; refusing to load it (the file may be malicious)') from None
     except Exception as error:  # any failure to parse means a truncated or foreign file
-        raise ToolError(f'{path} is not a readable verification .bin ({type(error).__name__}: '
-                        f'{error}); download it again') from error
+        raise InputError(f'{path} is not a readable verification .bin ({type(error).__name__}: '
+                         f'{error}); download it again') from error
     if not (isinstance(content, (tuple, list)) and len(content) == 2
             and isinstance(content[0], (tuple, list))):
-        raise ToolError(f'{path} does not hold a pair (images, issame); the file is not a '
-                        'verification .bin')
+        raise InputError(f'{path} does not hold a pair (images, issame); the file is not a '
+                         'verification .bin')
     images = [_encoded_image(item, index, path) for index, item in enumerate(content[0])]
     issame = _pair_labels(content[1], path)
     if len(images) != 2 * issame.size:
-        raise ToolError(f'{path} holds {len(images)} images for {issame.size} pairs, not '
-                        f'{2 * issame.size}; the file is truncated or corrupt')
+        raise InputError(f'{path} holds {len(images)} images for {issame.size} pairs, not '
+                         f'{2 * issame.size}; the file is truncated or corrupt')
     return images, issame
 
 
@@ -179,14 +179,14 @@ def decode_face_image(encoded, where):
     """Decode an encoded image to a BGR ``uint8`` ``(H, W, 3)`` array.
 
     Raises:
-        ToolError: the bytes are not an image; ``where`` names it in the message.
+        InputError: the bytes are not an image; ``where`` names it in the message.
     """
     import cv2
 
     image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ToolError(f'{where} cannot be decoded as an image; the file is corrupt, download '
-                        'it again')
+        raise InputError(f'{where} cannot be decoded as an image; the file is corrupt, download '
+                         'it again')
     return image
 
 

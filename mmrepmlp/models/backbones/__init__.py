@@ -1,5 +1,5 @@
 from .mobilefacenet import MobileFaceNet
 from .pure_mlp_cifar import ConvFC3RepMLPBlock, PureMLPCifar
-from .repmlp_resnet import RepMLPResNet
+from .repmlp_resnet import RepMLPResNet, ResNetStage
 
-__all__ = ['RepMLPResNet', 'PureMLPCifar', 'ConvFC3RepMLPBlock', 'MobileFaceNet']
+__all__ = ['RepMLPResNet', 'ResNetStage', 'PureMLPCifar', 'ConvFC3RepMLPBlock', 'MobileFaceNet']

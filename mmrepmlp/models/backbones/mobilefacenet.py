@@ -12,6 +12,7 @@ from ..arguments import (
     check_norm_cfg,
     check_out_indices,
     check_pair,
+    resolve_arch,
 )
 from ..layers import ConvBN
 from .base import FreezableBackbone
@@ -137,10 +138,8 @@ class MobileFaceNet(FreezableBackbone):
         in_channels = check_int(in_channels, 'in_channels', owner)
         num_outputs = NUM_STAGES + 1
         self.out_indices = check_out_indices(out_indices, num_outputs, owner)
-        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
-        if self.frozen_stages > num_outputs:
-            raise ValueError(f'{owner}: frozen_stages must be an int in [-1, {num_outputs}], '
-                             f'got {frozen_stages!r}')
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1,
+                                       maximum=num_outputs)
         self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
         self.deploy = deploy = check_bool(deploy, 'deploy', owner)
         layer_args = dict(norm_cfg=check_norm_cfg(norm_cfg, owner), deploy=deploy)
@@ -161,16 +160,7 @@ class MobileFaceNet(FreezableBackbone):
         self._freeze_stages()
 
     def _resolve_arch(self, arch):
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'MobileFaceNet: unknown arch {arch!r}; use one of '
-                                 f'{sorted(self.arch_settings)} or a custom dict')
-            return self.arch_settings[arch]
-        if not isinstance(arch, dict):
-            raise TypeError(f'MobileFaceNet: arch must be a preset name or a dict, got {arch!r}')
-        if set(arch) != set(ARCH_KEYS):
-            raise ValueError(f'MobileFaceNet: a custom arch dict needs exactly the keys '
-                             f'{ARCH_KEYS}, got {sorted(arch)}')
+        arch = resolve_arch(arch, self.arch_settings, 'MobileFaceNet', required=ARCH_KEYS)
         if any(len(arch[key]) != NUM_STAGES for key in PER_STAGE_KEYS):
             raise ValueError(f'MobileFaceNet: arch {PER_STAGE_KEYS} need one entry for each of '
                              f'the {NUM_STAGES} stages')

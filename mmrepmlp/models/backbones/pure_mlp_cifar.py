@@ -13,6 +13,7 @@ from ..arguments import (
     check_int_sequence,
     check_norm_cfg,
     check_out_indices,
+    resolve_arch,
 )
 from ..blocks import RepMLPBlock
 from ..layers import ConvBN
@@ -167,7 +168,8 @@ class PureMLPCifar(FreezableBackbone):
                  init_cfg=None):
         super().__init__(init_cfg)
         owner = type(self).__name__
-        arch = self._resolve_arch(arch)
+        arch = resolve_arch(arch, self.arch_settings, owner,
+                            required=('channels', 'mixers_per_stage', 'mixer_cfg'))
         channels = check_int_sequence(arch['channels'], 'arch channels', owner)
         self.mixer_cfg = copy.deepcopy(mixer_cfg or arch['mixer_cfg'])
         self.out_indices = check_out_indices(out_indices, len(channels), owner)
@@ -197,17 +199,6 @@ class PureMLPCifar(FreezableBackbone):
                     nn.ReLU(inplace=True),
                 ]
             self.stages.append(nn.Sequential(*layers))
-
-    def _resolve_arch(self, arch):
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'PureMLPCifar: unknown arch {arch!r}; choose one of '
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            return self.arch_settings[arch]
-        missing = {'channels', 'mixers_per_stage', 'mixer_cfg'} - set(arch)
-        if missing:
-            raise ValueError(f'PureMLPCifar: a custom arch dict needs the keys {sorted(missing)}')
-        return arch
 
     def forward(self, x):
         x = self.stem(x)

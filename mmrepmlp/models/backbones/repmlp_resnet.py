@@ -1,9 +1,18 @@
 import math
+from dataclasses import dataclass, replace
+from typing import Collection, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
+from ...utils.checkpoint import (
+    describe_differences,
+    read_checkpoint,
+    shapes,
+    state_dict_differences,
+)
+from ...utils.errors import InputError
 from ..arguments import (
     check_bool,
     check_int,
@@ -11,6 +20,7 @@ from ..arguments import (
     check_norm_cfg,
     check_out_indices,
     check_pair,
+    resolve_arch,
 )
 from ..blocks import RepMLPBottleneck, RepMLPLightBlock, ResNetBottleneck
 from ..layers import ConvBN
@@ -22,18 +32,42 @@ DEFAULT_INIT_CFG = [
     dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
 ]
 
-# Per-stage arch keys with their defaults; ``num_blocks`` and ``widths`` are required.
-ARCH_DEFAULTS = dict(
-    stem_channels=None,
-    expansion=4,
-    block_type='base',
-    repmlp_blocks=None,
-    r=2,
-    groups=1,
-    partition=7,
-    local_kernels=(1, 3, 5),
-    fc1_fc2_reduction=1,
-)
+OWNER = 'RepMLPResNet'
+
+
+@dataclass(frozen=True)
+class ResNetStage:
+    """The settings of one stage of :class:`RepMLPResNet`, as its ``arch`` gives them.
+
+    Attributes:
+        num_blocks (int): the residual blocks of the stage.
+        width (int): its output channels.
+        expansion (int): the ratio of the width to the bottlenecks' 3x3 channels (4 in
+            ResNet-50; 1: the 1x1 convs neither reduce nor expand). Defaults to 4.
+        block_type (str): ``'base'`` (plain bottlenecks only), ``'light'`` or
+            ``'bottleneck'``: the kind of RepMLP block of the stage. Defaults to 'base'.
+        repmlp_blocks (Collection[int], optional): the indices of the blocks that use
+            RepMLP (a ``frozenset`` once checked); None: every block but the first (the
+            stride-2 or channel-changing one), as in the paper. RepMLP blocks must have
+            stride 1.
+        r (int): the RepMLP Bottleneck's channel reduction. Defaults to 2.
+        groups (int): g of FC3 and the Local Perceptron. Defaults to 1.
+        partition (int | tuple[int, int]): h = w, or (h, w) (a pair once checked).
+            Defaults to 7.
+        local_kernels (tuple): the Local Perceptron's kernel sizes (ints, or (kh, kw) pairs).
+            Defaults to ``(1, 3, 5)``.
+        fc1_fc2_reduction (int): FC1's input/output size ratio. Defaults to 1.
+    """
+    num_blocks: int
+    width: int
+    expansion: int = 4
+    block_type: str = 'base'
+    repmlp_blocks: Optional[Collection[int]] = None
+    r: int = 2
+    groups: int = 1
+    partition: Union[int, Tuple[int, int]] = 7
+    local_kernels: tuple = (1, 3, 5)
+    fc1_fc2_reduction: int = 1
 
 
 def _res50(block_type='base', groups=(1, 1), partition=7, local_kernels=(1, 3, 5),
@@ -71,7 +105,8 @@ def _is_kernel_set(value):
     return isinstance(value, (list, tuple)) and all(isinstance(k, int) for k in value)
 
 
-# How to recognise one stage's value (given once for every stage) from a per-stage list.
+# The arch keys that may be given once for every stage, and how to recognise one stage's value
+# from a per-stage list.
 _IS_SINGLE = dict(
     expansion=lambda v: isinstance(v, int),
     block_type=lambda v: isinstance(v, str),
@@ -82,6 +117,45 @@ _IS_SINGLE = dict(
     local_kernels=_is_kernel_set,
     fc1_fc2_reduction=lambda v: isinstance(v, int),
 )
+
+
+def _broadcast(arch, key, num_stages):
+    """``arch[key]`` as one value per stage."""
+    value = arch[key]
+    if _IS_SINGLE[key](value):
+        return [value] * num_stages
+    if not isinstance(value, (list, tuple)) or len(value) != num_stages:
+        raise ValueError(f'{OWNER}: arch[{key!r}] must be one value for every stage or a list '
+                         f'with one entry per stage ({num_stages}), got {value!r}')
+    return list(value)
+
+
+def _checked_stage(index, settings):
+    """The :class:`ResNetStage` of stage ``index`` from its arch entries, each checked."""
+    stage = ResNetStage(**settings)
+    ints = {key: check_int(getattr(stage, key), f'arch {key}', OWNER)
+            for key in ('expansion', 'r', 'groups', 'fc1_fc2_reduction')}
+    return replace(stage, **ints, partition=check_pair(stage.partition, 'arch partition', OWNER),
+                   repmlp_blocks=_repmlp_block_indices(index, stage))
+
+
+def _repmlp_block_indices(index, stage):
+    if stage.block_type not in BLOCK_TYPES:
+        raise ValueError(f'{OWNER}: block_type of stage {index + 1} must be one of '
+                         f'{BLOCK_TYPES}, got {stage.block_type!r}')
+    indices = stage.repmlp_blocks
+    if stage.block_type == 'base':
+        if indices:
+            raise ValueError(f'{OWNER}: stage {index + 1} lists repmlp_blocks {indices} but its '
+                             'block_type is base; set it to light or bottleneck')
+        return frozenset()
+    if indices is None:
+        return frozenset(range(1, stage.num_blocks))
+    bad = [j for j in indices if not 0 <= j < stage.num_blocks]
+    if bad:
+        raise ValueError(f'{OWNER}: repmlp_blocks {bad} of stage {index + 1} are not block '
+                         f'indices (the stage has {stage.num_blocks} blocks)')
+    return frozenset(indices)
 
 
 @MODELS.register_module()
@@ -112,23 +186,12 @@ class RepMLPResNet(FreezableBackbone):
       Global Perceptron there).
 
     A custom ``arch`` is a dict. ``num_blocks`` and ``widths`` (output channels) are lists
-    with one entry per stage; every other key is either one value for all stages or a list
-    with one entry per stage:
-
-    - ``stem_channels`` (int): defaults to ``widths[0] // 4``;
-    - ``expansion`` (int): ratio of a stage's width to its bottlenecks' 3x3 channels (4 in
-      ResNet-50; 1: the 1x1 convs neither reduce nor expand). Defaults to 4;
-    - ``block_type``: ``'base'`` (plain bottlenecks only), ``'light'`` or ``'bottleneck'``:
-      the kind of RepMLP block of the stage. Defaults to 'base';
-    - ``repmlp_blocks``: the indices of the blocks that use RepMLP (a list per stage, entries
-      ``None`` for the default), defaults to every block but the first (the stride-2 or
-      channel-changing one), as in the paper; RepMLP blocks must have stride 1;
-    - ``r`` (int): the RepMLP Bottleneck's channel reduction. Defaults to 2;
-    - ``groups`` (int): g of FC3 and the Local Perceptron. Defaults to 1;
-    - ``partition``: h = w (int), or per stage a list of ints or (h, w) pairs. Defaults to 7;
-    - ``local_kernels``: one kernel set (ints) for every stage, or a list of sets per stage
-      (needed for non-square kernels). Defaults to ``(1, 3, 5)``;
-    - ``fc1_fc2_reduction`` (int): FC1's input/output size ratio. Defaults to 1.
+    with one entry per stage, ``stem_channels`` (int) defaults to ``widths[0] // 4``; every
+    other key is a setting of :class:`ResNetStage` (``expansion``, ``block_type``,
+    ``repmlp_blocks``, ``r``, ``groups``, ``partition``, ``local_kernels``,
+    ``fc1_fc2_reduction``), given once for every stage or as a list with one entry per stage
+    (a per-stage ``partition`` may hold ints or (h, w) pairs; ``local_kernels`` given once is
+    one kernel set, per stage a list of sets, needed for non-square kernels).
 
     Each RepMLP's input size follows from ``img_size``, the stem and the stage strides
     (every stride ``s`` maps a size ``n`` to ``ceil(n / s)``; dilation keeps it).
@@ -216,10 +279,8 @@ class RepMLPResNet(FreezableBackbone):
                                             else dilations, 'dilations', owner, num_stages)
         self.contract_dilation = check_bool(contract_dilation, 'contract_dilation', owner)
         self.out_indices = check_out_indices(out_indices, num_stages, owner)
-        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1)
-        if self.frozen_stages > num_stages:
-            raise ValueError(f'{owner}: frozen_stages must be in [-1, {num_stages}], got '
-                             f'{frozen_stages}')
+        self.frozen_stages = check_int(frozen_stages, 'frozen_stages', owner, minimum=-1,
+                                       maximum=num_stages)
         self.norm_eval = check_bool(norm_eval, 'norm_eval', owner)
         self.norm_cfg = check_norm_cfg(norm_cfg or dict(type='BN'), owner)
         self.with_cp = check_bool(with_cp, 'with_cp', owner)
@@ -235,87 +296,39 @@ class RepMLPResNet(FreezableBackbone):
         size = tuple(math.ceil(math.ceil(s / 2) / 2) for s in self.img_size)
         self.stage_names = []
         channels = stem_channels
-        for i, cfg in enumerate(self.stage_cfgs):
+        for i, stage in enumerate(self.stage_cfgs):
             size = tuple(math.ceil(s / self.strides[i]) for s in size)
             blocks = [
-                self._make_block(i, j, channels if j == 0 else cfg['width'], size)
-                for j in range(cfg['num_blocks'])
+                self._make_block(i, j, channels if j == 0 else stage.width, size)
+                for j in range(stage.num_blocks)
             ]
-            channels = cfg['width']
+            channels = stage.width
             self.add_module(f'stage{i + 1}', nn.Sequential(*blocks))
             self.stage_names.append(f'stage{i + 1}')
-        self.out_channels = [cfg['width'] for cfg in self.stage_cfgs]
+        self.out_channels = [stage.width for stage in self.stage_cfgs]
         # Without RepMLP blocks the network is a plain ResNet and takes any input size; with
         # windows, the RepMLPs run larger maps as windows of their size.
-        self.fixed_input_size = any(cfg['repmlp_blocks'] for cfg in self.stage_cfgs) and (
+        self.fixed_input_size = any(stage.repmlp_blocks for stage in self.stage_cfgs) and (
             self.repmlp_cfg.get('larger_input', 'error') == 'error')
         self._freeze_stages()
 
     # ------------------------------------------------------------------ arch parsing
     def _parse_arch(self, arch):
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'RepMLPResNet: unknown arch {arch!r}; use one of '
-                                 f'{sorted(self.arch_settings)} or a custom dict')
-            arch = self.arch_settings[arch]
-        if not isinstance(arch, dict):
-            raise TypeError(f'RepMLPResNet: arch must be a preset name or a dict, got {arch!r}')
-        unknown = set(arch) - set(ARCH_DEFAULTS) - {'num_blocks', 'widths'}
-        missing = {'num_blocks', 'widths'} - set(arch)
-        if unknown or missing:
-            raise ValueError(f'RepMLPResNet: custom arch has unknown keys {sorted(unknown)} and '
-                             f'lacks {sorted(missing)}; allowed keys are num_blocks, widths, '
-                             f'{", ".join(ARCH_DEFAULTS)}')
-        arch = {**ARCH_DEFAULTS, **arch}
-        owner = 'RepMLPResNet'
-        num_blocks = check_int_sequence(arch['num_blocks'], 'arch num_blocks', owner)
-        widths = check_int_sequence(arch['widths'], 'arch widths', owner, len(num_blocks))
+        """``(stem channels, [ResNetStage per stage])`` of a preset name or a custom dict."""
+        arch = resolve_arch(arch, self.arch_settings, OWNER, required=('num_blocks', 'widths'),
+                            optional=('stem_channels', *_IS_SINGLE))
+        num_blocks = check_int_sequence(arch['num_blocks'], 'arch num_blocks', OWNER)
+        widths = check_int_sequence(arch['widths'], 'arch widths', OWNER, len(num_blocks))
         if not num_blocks:
-            raise ValueError(f'{owner}: arch num_blocks and widths need one entry per stage, '
+            raise ValueError(f'{OWNER}: arch num_blocks and widths need one entry per stage, '
                              f'got {num_blocks}')
-        per_stage = {key: self._broadcast(arch, key, len(widths)) for key in _IS_SINGLE}
-        stage_cfgs = []
-        for i, (n, width) in enumerate(zip(num_blocks, widths)):
-            cfg = {key: values[i] for key, values in per_stage.items()}
-            for key in ('expansion', 'r', 'groups', 'fc1_fc2_reduction'):
-                cfg[key] = check_int(cfg[key], f'arch {key}', owner)
-            cfg.update(num_blocks=n, width=width,
-                       partition=check_pair(cfg['partition'], 'arch partition', owner))
-            cfg['repmlp_blocks'] = self._repmlp_block_indices(i, cfg)
-            stage_cfgs.append(cfg)
-        stem_channels = check_int(arch['stem_channels'] or widths[0] // 4,
-                                  'arch stem_channels', owner)
-        return stem_channels, stage_cfgs
-
-    @staticmethod
-    def _broadcast(arch, key, num_stages):
-        value = arch[key]
-        if _IS_SINGLE[key](value):
-            return [value] * num_stages
-        if not isinstance(value, (list, tuple)) or len(value) != num_stages:
-            raise ValueError(f'RepMLPResNet: arch[{key!r}] must be one value for every stage or '
-                             f'a list with one entry per stage ({num_stages}), got {value!r}')
-        return list(value)
-
-    @staticmethod
-    def _repmlp_block_indices(stage, cfg):
-        if cfg['block_type'] not in BLOCK_TYPES:
-            raise ValueError(f'RepMLPResNet: block_type of stage {stage + 1} must be one of '
-                             f'{BLOCK_TYPES}, got {cfg["block_type"]!r}')
-        indices = cfg['repmlp_blocks']
-        if cfg['block_type'] == 'base':
-            if indices:
-                raise ValueError(f'RepMLPResNet: stage {stage + 1} lists repmlp_blocks '
-                                 f'{indices} but its block_type is base; set it to light or '
-                                 'bottleneck')
-            return frozenset()
-        if indices is None:
-            return frozenset(range(1, cfg['num_blocks']))
-        bad = [j for j in indices if not 0 <= j < cfg['num_blocks']]
-        if bad:
-            raise ValueError(f'RepMLPResNet: repmlp_blocks {bad} of stage {stage + 1} are not '
-                             f'block indices (the stage has {cfg["num_blocks"]} blocks)')
-        return frozenset(indices)
+        per_stage = {key: _broadcast(arch, key, len(widths)) for key in _IS_SINGLE if key in arch}
+        stages = [_checked_stage(i, dict(num_blocks=n, width=width,
+                                         **{key: values[i] for key, values in per_stage.items()}))
+                  for i, (n, width) in enumerate(zip(num_blocks, widths))]
+        stem_channels = check_int(arch.get('stem_channels') or widths[0] // 4,
+                                  'arch stem_channels', OWNER)
+        return stem_channels, stages
 
     # ------------------------------------------------------------------ construction
     def _make_stem(self, in_channels, stem_channels, deep_stem):
@@ -333,27 +346,27 @@ class RepMLPResNet(FreezableBackbone):
         return nn.Sequential(*layers)
 
     def _make_block(self, stage, index, in_channels, feature_size):
-        cfg = self.stage_cfgs[stage]
+        settings = self.stage_cfgs[stage]
         stride = self.strides[stage] if index == 0 else 1
         dilation = self.dilations[stage]
         if index == 0 and self.contract_dilation and dilation > 1:
             dilation //= 2
         common = dict(norm_cfg=self.norm_cfg, with_cp=self.with_cp, deploy=self.deploy)
-        if index not in cfg['repmlp_blocks']:
-            return ResNetBottleneck(in_channels, cfg['width'], expansion=cfg['expansion'],
+        if index not in settings.repmlp_blocks:
+            return ResNetBottleneck(in_channels, settings.width, expansion=settings.expansion,
                                     stride=stride, dilation=dilation, **common)
         where = f'RepMLPResNet stage {stage + 1} block {index}'
         if stride != 1:
             raise ValueError(f'{where}: a RepMLP block cannot downsample (stride {stride}); '
                              'drop index 0 from repmlp_blocks or set the stage stride to 1')
-        repmlp_cfg = dict(in_size=feature_size, partition_size=cfg['partition'],
-                          groups=cfg['groups'], local_kernels=cfg['local_kernels'],
-                          fc1_fc2_reduction=cfg['fc1_fc2_reduction'], **self.repmlp_cfg)
+        repmlp_cfg = dict(in_size=feature_size, partition_size=settings.partition,
+                          groups=settings.groups, local_kernels=settings.local_kernels,
+                          fc1_fc2_reduction=settings.fc1_fc2_reduction, **self.repmlp_cfg)
         try:
-            if cfg['block_type'] == 'light':
-                return RepMLPLightBlock(in_channels, cfg['width'], repmlp_cfg, **common)
-            return RepMLPBottleneck(in_channels, cfg['width'], repmlp_cfg, r=cfg['r'],
-                                    expansion=cfg['expansion'], dilation=dilation, **common)
+            if settings.block_type == 'light':
+                return RepMLPLightBlock(in_channels, settings.width, repmlp_cfg, **common)
+            return RepMLPBottleneck(in_channels, settings.width, repmlp_cfg, r=settings.r,
+                                    expansion=settings.expansion, dilation=dilation, **common)
         except ValueError as err:
             raise ValueError(f'{where} (feature map {feature_size} for img_size '
                              f'{self.img_size}): {err}') from err
@@ -407,21 +420,13 @@ class RepMLPResNet(FreezableBackbone):
     def _load_pretrained(self, checkpoint, prefix=None):
         from mmengine.logging import MMLogger
 
-        from ...utils.checkpoint import (
-            describe_differences,
-            read_checkpoint,
-            shapes,
-            state_dict_differences,
-        )
-        from ...utils.errors import ToolError
-
         state_dict = read_checkpoint(checkpoint)[1]
         if prefix:
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
                           if k.startswith(prefix)}
             if not state_dict:
-                raise ToolError(f'pretrained checkpoint {checkpoint} has no key starting with '
-                                f'the prefix {prefix!r}')
+                raise InputError(f'pretrained checkpoint {checkpoint} has no key starting with '
+                                 f'the prefix {prefix!r}')
         own = self.state_dict()
         missing, unexpected, reshaped = state_dict_differences(shapes(own), shapes(state_dict))
         # A block whose FC1/FC2 differ in shape (another number of partitions) keeps all four
@@ -431,10 +436,10 @@ class RepMLPResNet(FreezableBackbone):
         random = sorted(k for k in own if _is_global_fc(k) and _block_of(k) in blocks)
         others = [entry for entry in reshaped if entry.split(':')[0] not in changed]
         if missing or unexpected or others:
-            raise ToolError(f'pretrained checkpoint {checkpoint} does not fit {type(self).__name__}'
-                            ' beyond the FC1/FC2 sizes: '
-                            f'{describe_differences((missing, unexpected, others))}; is it a '
-                            'training-form checkpoint of the same arch?')
+            raise InputError(f'pretrained checkpoint {checkpoint} does not fit '
+                             f'{type(self).__name__} beyond the FC1/FC2 sizes: '
+                             f'{describe_differences((missing, unexpected, others))}; is it a '
+                             'training-form checkpoint of the same arch?')
         self.load_state_dict({k: v for k, v in state_dict.items() if k not in random},
                              strict=False)
         if random:

@@ -1,0 +1,82 @@
+"""Build the Runner of a prepared config, and run the test of ``tools/test.py``."""
+import math
+import numbers
+
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from ..deployment import optimize_for_inference
+from ..utils.files import dump
+from .checks import check_checkpoint_fits
+from .cli import ToolError
+
+
+def build_runner(cfg):
+    """The Runner of ``cfg``: MMEngine's, or the registered ``runner_type``."""
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=True,
+             optimize=False):
+    """Test ``checkpoint`` with ``cfg``'s runner; write predictions or metrics to ``out``.
+
+    Args:
+        cfg (Config): the config from :func:`~mmrepmlp.apis.config.prepare_test_config`.
+        checkpoint (str): the weights, loaded strictly unless ``strict`` is False.
+        out (str, optional): ``--out``.
+        out_item (str, optional): ``'metrics'`` or ``'pred'`` (the default).
+        test_output (TestOutput, optional): what ``prepare_test_config`` returned.
+        strict (bool): refuse a checkpoint that does not fit the model.
+        optimize (bool): load the checkpoint, then test the model as
+            :func:`~mmrepmlp.deployment.optimize_for_inference` makes it (deploy form,
+            compiled).
+
+    Returns:
+        dict: the metrics.
+
+    Raises:
+        ToolError: the checkpoint does not fit, or a metric is not finite.
+    """
+    runner = build_runner(cfg)
+    check_checkpoint_fits(runner, checkpoint, strict)
+    if optimize:
+        _optimize_runner_model(runner, checkpoint)
+    if test_output is not None:
+        runner.test_evaluator.metrics.extend(test_output.metrics)
+    succeeded = False
+    try:
+        metrics = runner.test()
+        _check_finite(metrics)
+        if out and out_item == 'metrics':
+            dump(metrics, out)
+        succeeded = True
+    finally:
+        if test_output is not None:
+            test_output.commit(succeeded)
+    return metrics
+
+
+def _optimize_runner_model(runner, checkpoint):
+    """Load ``checkpoint`` into the Runner's model and put its optimized copy in its place.
+
+    The test loop needs no DDP wrapper (it calls ``test_step``); a test-time augmentation
+    wrapper is kept, around the optimized model.
+    """
+    runner.load_checkpoint(checkpoint, map_location='cpu')  # test() then loads nothing
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    log = runner.logger.info
+    if isinstance(model, BaseTTAModel):
+        model.module = optimize_for_inference(model.module.eval(), log=log)
+    else:
+        model = optimize_for_inference(model.eval(), log=log)
+    runner.model = model
+
+
+def _check_finite(metrics):
+    bad = [name for name, value in (metrics or {}).items()
+           if isinstance(value, numbers.Number) and not math.isfinite(float(value))]
+    if bad:
+        raise ToolError(f'the test gave non-finite metrics ({", ".join(bad)}); the model '
+                        'outputs NaN or inf: check the checkpoint (e.g. with '
+                        'tools/deploy_convert.py, which names non-finite weights)')
