@@ -321,7 +321,7 @@ def print_breakdown(split, sgemm_rate, args):
             estimate = base_rest + t['replaced'] - t['repmlp'] + t['fc3']
             ceiling = f'{base["whole"] / estimate:.2f}x' if estimate > 0 else 'noisy'
             extra = (f'{t["repmlp"] * 1e3:.1f} | {t["fc3"] * 1e3:.1f} '
-                     f'| {t["fc3_macs"] / t["fc3"] / 1e9:.0f} | {ceiling}')
+                     f'| {t["fc3_macs"] / t["fc3"] / 1e9:.3g} | {ceiling}')
         print(f'| {name} | {t["whole"] * 1e3:.1f} | {t["replaced"] * 1e3:.1f} '
               f'| {(t["whole"] - t["replaced"]) * 1e3:.1f} | {extra} |')
     print(f'# for scale, in the same rounds: a {SGEMM_SIZE}x{SGEMM_SIZE} by {SGEMM_SIZE}x'
