@@ -1,5 +1,8 @@
 from .mobilefacenet import MobileFaceNet
 from .pure_mlp_cifar import ConvFC3RepMLPBlock, PureMLPCifar
 from .repmlp_resnet import RepMLPResNet
+from .repmlpnet import HierRepMLPNet
 
-__all__ = ['RepMLPResNet', 'PureMLPCifar', 'ConvFC3RepMLPBlock', 'MobileFaceNet']
+__all__ = [
+    'RepMLPResNet', 'PureMLPCifar', 'ConvFC3RepMLPBlock', 'MobileFaceNet', 'HierRepMLPNet'
+]
