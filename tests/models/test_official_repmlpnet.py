@@ -1,4 +1,4 @@
-"""mmrepmlp's RepMLPNet against the official code's, on the same weights, and the presets'
+"""mmrepmlp's RepMLPNet against the official code's, on the same weights, and the model zoo's
 sizes against the official architecture.
 
 ``tests/data/official_repmlpnet/`` holds what the official ``repmlpnet.py`` built and computed
@@ -14,7 +14,9 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers_tools import TESTS_DIR, relative_difference
+import yaml
+from helpers_tools import REPO_ROOT, TESTS_DIR, relative_difference
+from mmpretrain import get_model
 from mmpretrain.registry import MODELS
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,6 +29,8 @@ FIXTURES = osp.join(TESTS_DIR, 'data', 'official_repmlpnet')
 CASES = torch.load(osp.join(FIXTURES, 'outputs.pth'), weights_only=True)
 with open(osp.join(FIXTURES, 'counts.json')) as f:
     COUNTS = json.load(f)
+with open(osp.join(REPO_ROOT, 'configs', 'repmlpnet', 'metafile.yml')) as f:
+    METAFILE = {model['Name']: model['Metadata'] for model in yaml.safe_load(f)['Models']}
 # Where the block and the unit sit in an official RepMLPNet: the importer maps whole models.
 OFFICIAL_PREFIX = {'block': 'stages.0.0.repmlp_block.', 'unit': 'stages.0.0.', 'network': ''}
 MMREPMLP_PREFIX = {'block': 'backbone.stages.0.0.repmlp.', 'unit': 'backbone.stages.0.0.',
@@ -125,9 +129,11 @@ def test_deploy_form_runs_official_deploy_weights(name):
 
 
 # ------------------------------------------------------------------------ preset sizes
-def preset(official_name):
-    """``('t', 224)`` for ``'RepMLPNet-T224'``."""
-    return official_name[-4].lower(), int(official_name[-3:])
+def zoo_name(official_name, form):
+    """``repmlpnet-t_8xb32_in1k-256px`` for ``('RepMLPNet-T256', 'train')``."""
+    arch, size = official_name[-4].lower(), official_name[-3:]
+    setting = '8xb32' if form == 'train' else 'deploy'
+    return f'repmlpnet-{arch}_{setting}_in1k' + ('' if size == '224' else '-256px')
 
 
 def conv_fc_macs(model, size):
@@ -141,12 +147,15 @@ def conv_fc_macs(model, size):
 
 @pytest.mark.parametrize('official_name', sorted(COUNTS))
 @pytest.mark.parametrize('form', ['train', 'deploy'])
-def test_preset_params_and_macs_equal_the_official_architecture(official_name, form):
-    arch, size = preset(official_name)
+def test_zoo_models_have_the_official_architectures_params_and_macs(official_name, form):
+    name = zoo_name(official_name, form)
     with torch.device('meta'):  # shapes only: no memory, no compute
-        model = classifier(arch, size, 1000, deploy=form == 'deploy').eval()
-    assert sum(p.numel() for p in model.parameters()) == COUNTS[official_name][f'params_{form}']
-    assert conv_fc_macs(model, size) == COUNTS[official_name][f'macs_{form}']
+        model = get_model(name).eval()
+    expected = COUNTS[official_name]
+    params = sum(p.numel() for p in model.parameters())
+    macs = conv_fc_macs(model, expected['input_size'])
+    assert (params, macs) == (expected[f'params_{form}'], expected[f'macs_{form}'])
+    assert (params, macs) == (METAFILE[name]['Parameters'], METAFILE[name]['FLOPs'])
 
 
 def test_the_tools_flop_count_is_the_one_compared():
