@@ -23,8 +23,7 @@ from .functional import (
 
 __all__ = [
     'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'add_conv_to_fc_', 'inject_locality',
-    'absorb_bn_into_fc',
-    'absorb_bn_module_into_fc', 'reparameterize_model', 'reparameterize_children',
-    'repmlp_model_convert', 'conversion_method', 'CONVERSION_METHODS',
+    'absorb_bn_into_fc', 'absorb_bn_module_into_fc', 'reparameterize_model',
+    'reparameterize_children', 'repmlp_model_convert', 'conversion_method', 'CONVERSION_METHODS',
     'randomize_norm_layers', 'deploy_difference'
 ]

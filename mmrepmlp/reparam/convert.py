@@ -87,8 +87,8 @@ def _is_local_inject_block(module):
         return False
     if getattr(module, 'deploy', False):  # injected already: nothing left to convert
         return True
-    return (_partition_size(module) is not None and isinstance(getattr(module, 'fc3', None),
-                                                               nn.Conv2d)
+    return (_partition_size(module) is not None
+            and isinstance(getattr(module, 'fc3', None), nn.Conv2d)
             and isinstance(getattr(module, 'fc3_bn', None), _BatchNorm))
 
 

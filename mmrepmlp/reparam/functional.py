@@ -46,13 +46,12 @@ def fuse_bn(weight, bias, running_mean, running_var, gamma, beta, eps, repeats=1
     return fused_weight, fused_bias
 
 
-def fuse_conv_bn(layer, bn, repeats=1):
+def fuse_conv_bn(layer, bn):
     """:func:`fuse_bn` for a conv or ``nn.Linear`` module followed by a BN module.
 
-    Covers conv + BN2d (or BN1d / BN3d) and FC + BN1d alike; ``repeats`` as in
-    :func:`fuse_bn`.
+    Covers conv + BN2d (or BN1d / BN3d) and FC + BN1d alike.
     """
-    return fuse_bn(layer.weight, layer.bias, *_bn_inference_params(bn), repeats=repeats)
+    return fuse_bn(layer.weight, layer.bias, *_bn_inference_params(bn))
 
 
 def pad_kernel(kernel, size):
@@ -215,9 +214,8 @@ def inject_locality(fc3, fc3_bn, branches, partition_size):
     """
     h, w = _as_tuple(partition_size, 2)
     fc3_weight = fc3.weight.reshape(fc3.weight.shape[0], -1)
-    bn_params = _bn_inference_params(fc3_bn)
     # A fresh tensor, so that the branches are added to it in place.
-    weight, bias = fuse_bn(fc3_weight, fc3.bias, *bn_params, repeats=h * w)
+    weight, bias = fuse_bn(fc3_weight, fc3.bias, *_bn_inference_params(fc3_bn), repeats=h * w)
     branches = list(branches)
     if branches:
         largest = tuple(max(k.shape[d] for k, _ in branches) for d in (2, 3))
