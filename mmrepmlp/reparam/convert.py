@@ -1,5 +1,6 @@
 """Convert every re-parameterizable module of any model to its deploy form."""
 import copy
+import inspect
 import re
 
 import torch
@@ -21,26 +22,38 @@ _BRANCH_NAME = re.compile(r'repconv\d+')
 
 
 def conversion_method(module):
-    """The bound conversion method of ``module`` (see ``CONVERSION_METHODS``), or None.
+    """The conversion of ``module``, a callable without arguments, or None.
 
-    A ``fuse`` that takes arguments (e.g. quantization's ``fuse_modules``-style helpers) is
-    not a conversion of the module itself and is not used.
+    In this order: a conversion method set on the instance itself (a caller's wrapper, such as
+    the tools' reporting of each conversion); mmrepmlp's own conversion of the RepMLPNet blocks
+    of the official code and of MMPretrain, whose ``local_inject`` builds float32 tensors (and
+    of MMPretrain's RepMLPNet, whose ``switch_to_deploy`` only calls that); the module's method
+    (see ``CONVERSION_METHODS``). A ``fuse`` that takes arguments (e.g. quantization's
+    ``fuse_modules``-style helpers) is not a conversion of the module itself and is not used.
     """
-    import inspect
-
+    own = vars(module)
+    for name in CONVERSION_METHODS:
+        if _takes_no_arguments(own.get(name)):
+            return own[name]
+    exact = _exact_peer_conversion(module)
+    if exact is not None:
+        return exact
     for name in CONVERSION_METHODS:
         method = getattr(module, name, None)
-        if not callable(method):
-            continue
-        try:
-            required = [p for p in inspect.signature(method).parameters.values()
-                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                                               p.POSITIONAL_OR_KEYWORD)]
-        except (TypeError, ValueError):
-            continue
-        if not required:
+        if _takes_no_arguments(method):
             return method
     return None
+
+
+def _takes_no_arguments(method):
+    if not callable(method):
+        return False
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                   for p in parameters)
 
 
 def reparameterize_model(model, inplace=False):
@@ -64,14 +77,26 @@ def reparameterize_model(model, inplace=False):
     """
     if not inplace:
         model = copy.deepcopy(model)
-    if _is_local_inject_block(model):
-        _inject_locality_exactly(model)
-    elif (method := conversion_method(model)) is not None and not _is_local_inject_container(
-            model):
+    method = conversion_method(model)
+    if method is not None:
         _call_conversion(model, method)
     else:
         reparameterize_children(model)
     return model
+
+
+def _exact_peer_conversion(module):
+    """mmrepmlp's conversion of an official or MMPretrain RepMLPNet block, or of MMPretrain's
+    RepMLPNet, named as the method it replaces; None for any other module."""
+    if _is_local_inject_block(module):
+        def local_inject():
+            _inject_locality_exactly(module)
+        return local_inject
+    if _is_local_inject_container(module):
+        def switch_to_deploy():
+            reparameterize_children(module)
+        return switch_to_deploy
+    return None
 
 
 def _is_local_inject_container(module):

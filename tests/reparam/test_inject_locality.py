@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmrepmlp.reparam import (
+    conversion_method,
     fuse_bn,
     fuse_conv_bn,
     inject_locality,
@@ -116,6 +117,24 @@ def test_reparameterize_model_converts_official_style_blocks_by_its_own_math(dty
         tolerance = 1e-12 if dtype == torch.float64 else 1e-5
         torch.testing.assert_close(block(rows), expected, rtol=tolerance, atol=tolerance)
         reparameterize_model(converted, inplace=True)  # injected already: left alone
+
+
+def test_a_wrapper_set_on_the_instance_wraps_the_exact_conversion():
+    """What the tools do to report each conversion: wrap ``conversion_method(module)`` in an
+    instance attribute of the same name; the walk then calls the wrapper, which calls
+    mmrepmlp's conversion, not the peer's ``local_inject``."""
+    model = randomize_norm_layers(nn.Sequential(OfficialStyleBlock())).double().eval()
+    block = model[0]
+    exact = conversion_method(block)
+    calls = []
+
+    def reporting():
+        exact()
+        calls.append(exact.__name__)
+
+    setattr(block, exact.__name__, reporting)
+    reparameterize_model(model, inplace=True)
+    assert calls == ['local_inject'] and block.deploy
 
 
 class Float32OnlyConversion(nn.Module):
