@@ -21,7 +21,7 @@ from mmpretrain.registry import MODELS
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmrepmlp.analysis import count_flops
-from mmrepmlp.models import HierRepMLPNet, RepMLPNetBlock, RepMLPNetUnit
+from mmrepmlp.models import RepMLPNetBlock, RepMLPNetUnit
 from mmrepmlp.models.repmlpnet_import import convert_repmlpnet_state_dict
 from mmrepmlp.reparam import reparameterize_model
 
@@ -38,14 +38,14 @@ MMREPMLP_PREFIX = {'block': 'backbone.stages.0.0.repmlp.', 'unit': 'backbone.sta
 TOLERANCE = 1e-5  # relative to the largest output
 
 
-def classifier(arch, img_size, num_classes, deploy=False, **backbone):
-    channels = (HierRepMLPNet.arch_settings[arch] if isinstance(arch, str) else arch)['channels']
+def classifier(arch, img_size, num_classes, deploy=False):
+    """An MMPretrain classifier on HierRepMLPNet with a custom ``arch`` dict."""
     return MODELS.build(dict(
         type='ImageClassifier',
-        backbone=dict(type='HierRepMLPNet', arch=arch, img_size=img_size, deploy=deploy,
-                      **backbone),
+        backbone=dict(type='HierRepMLPNet', arch=arch, img_size=img_size, deploy=deploy),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=channels[-1])))
+        head=dict(type='LinearClsHead', num_classes=num_classes,
+                  in_channels=arch['channels'][-1])))
 
 
 def mmrepmlp_model(name, deploy):
@@ -63,7 +63,7 @@ def mmrepmlp_model(name, deploy):
                 num_sharesets=arguments['sharesets_nums'], local_kernels=kernels,
                 gp_reduction=reduction, patch_size=arguments['patch_size'][0])
     size = arguments['hs'][0] * arguments['patch_size'][0]
-    return classifier(arch, size, arguments['num_class'], deploy, larger_input='windows')
+    return classifier(arch, size, arguments['num_class'], deploy)
 
 
 def imported(name, official_state):
