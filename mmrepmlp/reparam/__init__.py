@@ -17,12 +17,13 @@ from .functional import (
     conv_to_fc,
     fuse_bn,
     fuse_conv_bn,
+    inject_locality,
     pad_kernel,
 )
 
 __all__ = [
-    'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'add_conv_to_fc_', 'absorb_bn_into_fc',
-    'absorb_bn_module_into_fc', 'reparameterize_model', 'reparameterize_children',
-    'repmlp_model_convert', 'conversion_method', 'CONVERSION_METHODS',
+    'fuse_bn', 'fuse_conv_bn', 'pad_kernel', 'conv_to_fc', 'add_conv_to_fc_', 'inject_locality',
+    'absorb_bn_into_fc', 'absorb_bn_module_into_fc', 'reparameterize_model',
+    'reparameterize_children', 'repmlp_model_convert', 'conversion_method', 'CONVERSION_METHODS',
     'randomize_norm_layers', 'deploy_difference'
 ]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 
-def fuse_bn(weight, bias, running_mean, running_var, gamma, beta, eps):
+def fuse_bn(weight, bias, running_mean, running_var, gamma, beta, eps, repeats=1):
     """Fold an inference-mode BN that follows a conv or FC into that layer's weight and bias.
 
     ``BN(W x + b) = W' x + b'`` with ``W' = W * gamma / std`` (per output channel, dim 0) and
@@ -22,13 +22,19 @@ def fuse_bn(weight, bias, running_mean, running_var, gamma, beta, eps):
     Args:
         weight (Tensor): the layer's weight, output channels first (conv or FC).
         bias (Tensor | None): the layer's bias, ``None`` for a layer without one.
-        running_mean, running_var (Tensor): the BN's statistics ``(O,)``.
+        running_mean, running_var (Tensor): the BN's statistics ``(O / repeats,)``.
         gamma, beta (Tensor | None): the BN's affine parameters, ``None`` when it has none.
         eps (float): the BN's epsilon.
+        repeats (int): consecutive layer outputs per BN channel: RepMLPNet's FC3 has ``h*w``
+            outputs per share-set, normalized by one BN channel. Defaults to 1.
 
     Returns:
         tuple[Tensor, Tensor]: the fused weight and bias.
     """
+    if repeats != 1:
+        running_mean, running_var, gamma, beta = (
+            None if t is None else t.repeat_interleave(repeats)
+            for t in (running_mean, running_var, gamma, beta))
     scale = torch.rsqrt(running_var + eps)
     if gamma is not None:
         scale = scale * gamma
@@ -185,6 +191,39 @@ def _gathered_fc_form(kernel, h, w):
                        kh * kw)
     flat = F.pad(kernel.reshape(out_channels, in_per_group, kh * kw), (0, 1))
     return flat[:, :, taps].permute(0, 2, 3, 1, 4, 5)
+
+
+def inject_locality(fc3, fc3_bn, branches, partition_size):
+    """RepMLPNet's locality injection: the FC3 with bias equal to FC3 + BN plus conv branches.
+
+    RepMLPNet's FC3 acts on ``S`` share-sets: a groupwise FC with ``S`` groups of
+    ``h*w -> h*w`` (weight ``(S*h*w, h*w)``, or that as a 1x1 conv), followed by a BN over the
+    ``S`` share-sets; each Local Perceptron branch is a conv ``S -> S`` with ``S`` groups
+    followed by its own BN. In :func:`conv_to_fc`'s notation that is a conv with ``O = C = g =
+    S``, so the summed branches convert into FC3's layout as v1's Local Perceptron does.
+
+    Args:
+        fc3 (nn.Module): FC3, with ``weight`` ``(S*h*w, h*w[, 1, 1])`` and ``bias`` (or None).
+        fc3_bn (nn.Module): the BN over the ``S`` share-sets.
+        branches (Iterable[tuple[Tensor, Tensor]]): each branch's BN-fused ``(kernel, bias)``,
+            kernels ``(S, 1, kh, kw)`` with odd sizes (:func:`fuse_conv_bn` of its conv and BN).
+        partition_size (int | tuple[int, int]): ``(h, w)``.
+
+    Returns:
+        tuple[Tensor, Tensor]: the FC3 weight ``(S*h*w, h*w)`` and bias ``(S*h*w,)``.
+    """
+    h, w = _as_tuple(partition_size, 2)
+    fc3_weight = fc3.weight.reshape(fc3.weight.shape[0], -1)
+    # A fresh tensor, so that the branches are added to it in place.
+    weight, bias = fuse_bn(fc3_weight, fc3.bias, *_bn_inference_params(fc3_bn), repeats=h * w)
+    branches = list(branches)
+    if branches:
+        largest = tuple(max(k.shape[d] for k, _ in branches) for d in (2, 3))
+        # Conv -> FC is linear in the kernel: sum the padded kernels, convert once.
+        kernel = sum(pad_kernel(k, largest) for k, _ in branches)
+        weight = add_conv_to_fc_(weight, kernel, (h, w))
+        bias = bias + sum(b for _, b in branches).repeat_interleave(h * w)
+    return weight, bias
 
 
 def absorb_bn_into_fc(fc_weight, fc_bias, running_mean, running_var, gamma, beta, eps,
