@@ -60,6 +60,14 @@ def test_similarity_transform_is_the_least_squares_one():
         assert residual(a + step[0], b + step[1], *(matrix[:, 2] + step[2:])) >= best
 
 
+def test_mirrored_landmarks_are_rotated_not_reflected():
+    mirrored = ARCFACE_TEMPLATE * [-1, 1]  # a reflection would fit them exactly
+
+    matrix = similarity_transform(mirrored, ARCFACE_TEMPLATE)
+
+    assert np.linalg.det(matrix[:, :2]) > 0
+
+
 def test_68_landmarks_reduce_to_eye_centres_nose_and_mouth_corners():
     points = np.zeros((68, 2), np.float32)
     points[36], points[39], points[42], points[45] = (10, 20), (20, 22), (40, 20), (50, 22)
