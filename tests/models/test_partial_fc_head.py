@@ -225,7 +225,7 @@ def test_one_process_sampling_keeps_positives_and_restricts_the_full_loss():
     assert relative_difference(loss, F.cross_entropy(logits, local_labels)) <= TOLERANCE
 
 
-@pytest.mark.parametrize('num_classes, world_size', [(21, 2), (10, 3), (2, 4), (85742, 8)])
+@pytest.mark.parametrize('num_classes, world_size', [(21, 2), (10, 3), (4, 4), (85742, 8)])
 def test_class_slices_cover_every_class_once(num_classes, world_size):
     slices = [class_slice(num_classes, rank, world_size) for rank in range(world_size)]
     assert slices[0][0] == 0 and slices[-1][1] == num_classes
@@ -234,6 +234,23 @@ def test_class_slices_cover_every_class_once(num_classes, world_size):
     # the first num_classes % world_size ranks hold one class more
     assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
     assert sum(s == max(sizes) for s in sizes) == (num_classes % world_size or world_size)
+
+
+def test_more_processes_than_classes_are_refused():
+    with pytest.raises(ValueError, match='3 classes cannot be split across 4 processes'):
+        class_slice(3, 0, 4)
+
+
+def test_cpu_autocast_computes_in_float32():
+    weight, embeddings, labels = global_batch()
+    head = PartialFCHead(NUM_CLASSES, DIM, scale=SCALE, margins=ARCFACE)
+    head.load_state_dict({'weight': weight})
+    half = embeddings.bfloat16()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = head.loss((half, ), samples(labels))['loss']
+    assert loss.dtype == torch.float32
+    assert relative_difference(loss, head.loss((half.float(), ), samples(labels))['loss']) \
+        <= TOLERANCE
 
 
 def test_prediction_on_one_process_scores_every_class():

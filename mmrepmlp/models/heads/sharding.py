@@ -25,6 +25,9 @@ def world():
 def class_slice(num_classes, rank, world_size):
     """``(start, end)``: the contiguous classes rank ``rank`` holds, the first
     ``num_classes % world_size`` ranks one more than the others."""
+    if num_classes < world_size:
+        raise ValueError(f'{num_classes} classes cannot be split across {world_size} processes '
+                         '(each needs one at least); use fewer processes or the whole head')
     base, extra = divmod(num_classes, world_size)
     start = base * rank + min(rank, extra)
     return start, start + base + (rank < extra)
