@@ -68,7 +68,8 @@ class PartialFCHead(MarginSoftmaxHead):
         margins (Sequence[float]): ``(m1, m2, m3)``, see :class:`MarginSoftmaxHead`. Defaults
             to ``(1.0, 0.0, 0.35)`` (AM-Softmax).
         sample_ratio (float): fraction of each rank's classes scored per training batch, in
-            ``(0, 1]`` (insightface's ``sample_rate``). Defaults to 1.0 (all).
+            ``(0, 1]`` (insightface's ``sample_rate``). Defaults to 1.0 (all). The loss is
+            always the margin cross entropy (no ``loss`` option, unlike MarginSoftmaxHead).
         init_cfg (dict, optional): initialization config. Defaults to None; the centres are
             drawn from N(0, 0.01^2), the same matrix at any number of processes.
     """
@@ -93,7 +94,7 @@ class PartialFCHead(MarginSoftmaxHead):
             drawn = torch.randn(min(INIT_BLOCK, self.num_classes - first), self.in_channels,
                                 generator=generator) * 0.01
             rows.append(drawn[max(self.class_start - first, 0):self.class_end - first])
-        return torch.cat(rows) if rows else torch.empty(0, self.in_channels)
+        return torch.cat(rows)
 
     @property
     def sharded_parameters(self):

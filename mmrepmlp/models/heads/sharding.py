@@ -2,8 +2,8 @@
 group: which classes a rank holds, the global batch every rank scores, the cross entropy whose
 softmax spans all ranks, and the whole matrix gathered from its slices.
 
-Every function is a collective (every rank calls it, in the same order) when ``world_size`` is
-above 1, and plain local arithmetic when it is 1. They work with gloo (CPU tensors) and NCCL
+The functions that communicate are collectives (every rank calls them, in the same order) when
+``world_size`` is above 1, and plain local arithmetic when it is 1. They work with gloo (CPU tensors) and NCCL
 (CUDA tensors) alike: communication happens on the device of the tensors given.
 """
 import torch
