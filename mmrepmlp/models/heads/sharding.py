@@ -3,8 +3,9 @@ group: which classes a rank holds, the global batch every rank scores, the cross
 softmax spans all ranks, and the whole matrix gathered from its slices.
 
 The functions that communicate are collectives (every rank calls them, in the same order) when
-``world_size`` is above 1, and plain local arithmetic when it is 1. They work with gloo (CPU tensors) and NCCL
-(CUDA tensors) alike: communication happens on the device of the tensors given.
+``world_size`` is above 1, and plain local arithmetic when it is 1. They work with gloo (CPU
+tensors) and NCCL (CUDA tensors) alike: communication happens on the device of the tensors
+given.
 """
 import torch
 import torch.distributed as dist
