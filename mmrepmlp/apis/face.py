@@ -1,4 +1,5 @@
-"""Face embeddings of image files with a face model, for identification over image lists."""
+"""Face embeddings of images with a face model: of image files, for identification over image
+lists, and of decoded images (the aligned IJB faces)."""
 import os.path as osp
 
 import numpy as np
@@ -45,12 +46,10 @@ def embed_images(model, cfg, paths, batch_size=64):
     to_input = task_of(cfg).image_pipeline(cfg)
     embeddings = []
     for start in range(0, len(paths), batch_size):
-        samples = [to_input(decode_face_image(_read_bytes(path), f'image {path}'))
-                   for path in paths[start:start + batch_size]]
-        with torch.no_grad():
-            predictions = model.test_step(pseudo_collate(samples))
-        embeddings += [p.pred_embedding.cpu().numpy() for p in predictions]
-    return np.stack(embeddings).astype(np.float32)
+        images = [decode_face_image(_read_bytes(path), f'image {path}')
+                  for path in paths[start:start + batch_size]]
+        embeddings.append(embed_arrays(model, to_input, images))
+    return np.concatenate(embeddings)
 
 
 def _read_bytes(path):
@@ -60,3 +59,17 @@ def _read_bytes(path):
     except OSError as error:
         raise ToolError(f'cannot read image {path} ({error.strerror}); fix the image '
                         'list') from error
+
+
+def embed_arrays(model, to_input, images):
+    """The ``(N, D)`` float32 embeddings (image plus mirror, as ``predict`` gives them) of
+    decoded BGR ``uint8`` images, in one forward pass.
+
+    Args:
+        model (FaceRecognizer): the model, in eval mode.
+        to_input (Callable): its config's ``task_of(cfg).image_pipeline(cfg)``.
+        images (Sequence[np.ndarray]): ``(H, W, 3)`` images.
+    """
+    with torch.no_grad():
+        predictions = model.test_step(pseudo_collate([to_input(image) for image in images]))
+    return np.stack([p.pred_embedding.cpu().numpy() for p in predictions]).astype(np.float32)

@@ -8,7 +8,12 @@ from mmengine.dataset import pseudo_collate
 from mmpretrain.registry import DATASETS
 
 import mmrepmlp  # noqa: F401  (registers MXFaceDataset)
-from mmrepmlp.datasets.face import MXFaceDataset, RecordIOError, RecordWriter
+from mmrepmlp.datasets.face import (
+    MXFaceDataset,
+    RecordIOError,
+    RecordWriter,
+    SyntheticFaceDataset,
+)
 
 IMAGES_PER_IDENTITY = (2, 3, 1, 2)
 SIZE = 12
@@ -135,3 +140,29 @@ def test_undecodable_image_names_the_record(tmp_path):
     dataset.prepare_data(1)
     with pytest.raises(RecordIOError, match='record 3 at byte .*does not decode'):
         dataset.prepare_data(2)
+
+
+def test_synthetic_faces_are_reproducible_labelled_images():
+    dataset = DATASETS.build(dict(
+        type='SyntheticFaceDataset', num_identities=3, num_images=7, img_size=(16, 12), seed=4,
+        pipeline=[dict(type='PackInputs')]))
+
+    assert len(dataset) == 7 and dataset.metainfo['num_identities'] == 3
+    assert len(dataset.metainfo['classes']) == 3
+    assert dataset.get_gt_labels().tolist() == [0, 1, 2, 0, 1, 2, 0]
+    first, again, other = dataset[5], dataset[5], dataset[6]
+    assert first['inputs'].shape == (3, 16, 12) and first['inputs'].dtype == torch.uint8
+    assert torch.equal(first['inputs'], again['inputs'])
+    assert not torch.equal(first['inputs'], other['inputs'])
+    assert first['data_samples'].gt_label.tolist() == [2]
+    reseeded = SyntheticFaceDataset(num_identities=3, num_images=7, img_size=(16, 12), seed=5)
+    assert reseeded.prepare_data(5)['img'].shape == (16, 12, 3)
+    assert not np.array_equal(reseeded.prepare_data(5)['img'],
+                              first['inputs'].permute(1, 2, 0).numpy())
+
+
+@pytest.mark.parametrize('kwargs', [dict(num_identities=0), dict(num_identities=2.0),
+                                    dict(num_identities=2, num_images=-1)])
+def test_synthetic_faces_refuse_bad_sizes(kwargs):
+    with pytest.raises(ValueError, match='SyntheticFaceDataset: num_'):
+        SyntheticFaceDataset(**kwargs)

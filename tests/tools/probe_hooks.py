@@ -70,3 +70,21 @@ class KillWhileSavingHook(Hook):
             limit = os.path.getsize(osp.join(runner.work_dir, self.previous)) // 2
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+@HOOKS.register_module()
+class DumpHeadShardHook(Hook):
+    """Save each rank's own slice of a PartialFCHead's centres and momentum when training
+    ends, to ``{out_dir}/head_shard_rank{r}.pth`` (the state dict gathers them whole)."""
+    priority = 'LOWEST'
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def after_train(self, runner):
+        head = _model(runner).head
+        momentum = runner.optim_wrapper.optimizer.state[head.weight]['momentum_buffer']
+        os.makedirs(self.out_dir, exist_ok=True)
+        torch.save(dict(classes=(head.class_start, head.class_end), weight=head.weight.detach(),
+                        momentum=momentum.clone()),
+                   osp.join(self.out_dir, f'head_shard_rank{get_rank()}.pth'))

@@ -1,14 +1,11 @@
-"""A margin-softmax head for face recognition: AM-Softmax / CosFace, ArcFace and SphereFace-like
-margins as one combined margin.
+"""The margin-softmax head of face recognition: AM-Softmax / CosFace, ArcFace and
+SphereFace-like margins as one combined margin, with optional sampling of the classes scored
+per training batch. :class:`~.partial_fc_head.PartialFCHead` is its model-parallel form and
+shares its margin, cosine and sampling code.
 
-Why not extend MMPretrain's ``ArcFaceClsHead``: it has the additive angular margin only (no
-``m1``/``m3``, so not the AM-Softmax loss the paper trains with); it takes ``acos`` of the
-whole ``N x num_classes`` cosine matrix without clamping, which is NaN in the forward pass and
-in the gradient when a feature lies on a class centre (theta = 0) or opposite it (pi); its
-margin is applied through an ``N x num_classes`` one-hot mask; and under CPU bf16 autocast it
-fails (bf16 features meet float32 weights). A subclass would override ``__init__``,
-``forward``, the margin and ``loss``, keeping nothing but ``set_margins``, so this head stands
-alone on :class:`ClsHead`, whose loss building, ``pre_logits`` and interface it keeps.
+It stands alone on MMPretrain's :class:`ClsHead` (loss building, ``pre_logits`` and the head
+interface) rather than extending ``ArcFaceClsHead``, which has the additive angular margin only
+and takes ``acos`` of unclamped cosines (NaN on a class centre).
 """
 import math
 
@@ -57,16 +54,12 @@ class MarginSoftmaxHead(ClsHead):
     the cosines are ``(x / |x|) W^T`` divided by the row norms of ``W``. MS1M-V2's
     ``85,742 x 512`` centres take 176 MB, their gradient as much.
 
-    Class sampling (``sample_ratio < 1``, in the spirit of PartialFC): each training batch
-    scores the batch's own classes plus random other classes, ``ceil(sample_ratio *
-    num_classes)`` in all (more when the batch holds more classes), so the logits and their
-    gradient shrink in proportion; prediction always scores every class. Unsampled centres
-    get no gradient, but an optimizer with momentum or weight decay still moves them. This is
-    single-process sampling only: model-parallel PartialFC would also shard ``weight`` (and
-    its optimizer state) across GPUs, all-gather every GPU's features and labels, compute
-    each shard's logits locally and all-reduce the softmax's max and normaliser, then reduce
-    the feature gradients back; that is what pays at millions of identities, not sampling
-    (for MS1M-V2 the full softmax, ``sample_ratio=1``, is the usual choice).
+    Class sampling (``sample_ratio < 1``): each training batch scores the batch's own classes
+    plus random other classes, ``ceil(sample_ratio * num_classes)`` in all (more when the batch
+    holds more classes), so the logits and their gradient shrink in proportion; prediction
+    always scores every class. Unsampled centres get no gradient, but an optimizer with
+    momentum or weight decay still moves them. Under data parallelism every process holds and
+    updates all centres; :class:`~.partial_fc_head.PartialFCHead` splits them across processes.
 
     Args:
         num_classes (int): number of identities.
@@ -91,22 +84,30 @@ class MarginSoftmaxHead(ClsHead):
                  loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg=None):
         super().__init__(loss=loss, init_cfg=init_cfg)
-        self.num_classes = check_int(num_classes, 'num_classes', 'MarginSoftmaxHead')
-        self.in_channels = check_int(in_channels, 'in_channels', 'MarginSoftmaxHead')
+        owner = type(self).__name__
+        self.num_classes = check_int(num_classes, 'num_classes', owner)
+        self.in_channels = check_int(in_channels, 'in_channels', owner)
         if not isinstance(scale, (int, float)) or scale <= 0:
-            raise ValueError(f'MarginSoftmaxHead: scale must be a positive number, got {scale!r}')
+            raise ValueError(f'{owner}: scale must be a positive number, got {scale!r}')
         if not isinstance(sample_ratio, (int, float)) or not 0 < sample_ratio <= 1:
-            raise ValueError(f'MarginSoftmaxHead: sample_ratio must be in (0, 1], got '
-                             f'{sample_ratio!r}')
+            raise ValueError(f'{owner}: sample_ratio must be in (0, 1], got {sample_ratio!r}')
         self.scale = float(scale)
-        self.margins = _check_margins(margins)
+        self.margins = _check_margins(margins, owner)
         self.sample_ratio = float(sample_ratio)
-        self.num_sampled = math.ceil(self.sample_ratio * self.num_classes)
         m1, m2, m3 = self.margins
         self.theta_limit = (math.pi - m2) / m1
         self.fallback_penalty = (math.pi - self.theta_limit) * math.sin(self.theta_limit) + m3
-        self.weight = nn.Parameter(torch.empty(self.num_classes, self.in_channels))
-        nn.init.normal_(self.weight, std=0.01)
+        # The classes whose centres are the rows of ``weight``: all of them here.
+        self.class_start, self.class_end = self._class_range()
+        self.num_local_classes = self.class_end - self.class_start
+        self.num_sampled = math.ceil(self.sample_ratio * self.num_local_classes)
+        self.weight = nn.Parameter(self._initial_centres())
+
+    def _class_range(self):
+        return 0, self.num_classes
+
+    def _initial_centres(self):
+        return nn.init.normal_(torch.empty(self.num_local_classes, self.in_channels), std=0.01)
 
     def forward(self, feats):
         """Cosine similarity ``(N, num_classes)`` (float32) of the last feature to every class."""
@@ -128,15 +129,7 @@ class MarginSoftmaxHead(ClsHead):
             ``class_index[local_labels] == labels``; ``(None, labels)`` without sampling.
             The batch's classes come first, then random others.
         """
-        if self.num_sampled >= self.num_classes:
-            return None, labels
-        positives, local_labels = torch.unique(labels, return_inverse=True)
-        is_negative = torch.ones(self.num_classes, dtype=torch.bool, device=labels.device)
-        is_negative[positives] = False
-        negatives = is_negative.nonzero().squeeze(1)
-        num_negatives = max(self.num_sampled - positives.numel(), 0)
-        order = torch.randperm(negatives.numel(), device=labels.device)[:num_negatives]
-        return torch.cat([positives, negatives[order]]), local_labels
+        return sample_classes(labels, self.num_local_classes, self.num_sampled)
 
     def loss(self, feats, data_samples, **kwargs):
         """Margin cross-entropy over the sampled classes; ``dict(loss=...)``."""
@@ -170,9 +163,12 @@ class MarginSoftmaxHead(ClsHead):
         return (F.linear(unit_embeddings, weight) / row_norms).clamp(-1, 1)
 
     def _margin_logits(self, cosine, labels):
-        labels = labels.reshape(-1, 1)
-        target = self._target_logit(cosine.gather(1, labels))
-        return cosine.scatter(1, labels, target) * self.scale
+        """``scale * cosine`` with the margin on each row's target column; rows labelled -1
+        (their class is not among the columns) get none."""
+        rows = (labels >= 0).nonzero().squeeze(1)
+        columns = labels[rows]
+        target = self._target_logit(cosine[rows, columns])
+        return cosine.index_put((rows, columns), target) * self.scale
 
     def _target_logit(self, cosine):
         """``cos(m1*theta + m2) - m3`` of target cosines, with ArcFace's rule beyond pi."""
@@ -184,18 +180,47 @@ class MarginSoftmaxHead(ClsHead):
         return torch.where(theta <= self.theta_limit, margined, cosine - self.fallback_penalty)
 
 
+def sample_classes(labels, num_classes, num_sampled):
+    """Choose the classes to score: every class in ``labels``, then random others up to
+    ``num_sampled`` in all.
+
+    Args:
+        labels (Tensor): ``(N,)`` classes in ``[0, num_classes)``, or -1 for rows whose class
+            is scored elsewhere (another process's centres); those stay -1.
+        num_classes (int): the classes to choose from.
+        num_sampled (int): how many to choose (the labels' classes are kept even beyond it).
+
+    Returns:
+        tuple[Tensor | None, Tensor]: ``(class_index, local_labels)`` with
+        ``class_index[local_labels] == labels`` where ``labels >= 0``; ``(None, labels)`` when
+        ``num_sampled`` covers every class.
+    """
+    if num_sampled >= num_classes:
+        return None, labels
+    has_class = labels >= 0
+    positives, positions = torch.unique(labels[has_class], return_inverse=True)
+    local_labels = torch.full_like(labels, -1)
+    local_labels[has_class] = positions
+    is_negative = torch.ones(num_classes, dtype=torch.bool, device=labels.device)
+    is_negative[positives] = False
+    negatives = is_negative.nonzero().squeeze(1)
+    num_negatives = max(num_sampled - positives.numel(), 0)
+    order = torch.randperm(negatives.numel(), device=labels.device)[:num_negatives]
+    return torch.cat([positives, negatives[order]]), local_labels
+
+
 def _autocast_off(tensor):
     """A context without autocast on the device of ``tensor``: the work inside stays float32."""
     return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 
-def _check_margins(margins):
+def _check_margins(margins, owner):
     if not isinstance(margins, (list, tuple)) or len(margins) != 3 or not all(
             isinstance(m, (int, float)) and not isinstance(m, bool) for m in margins):
-        raise TypeError(f'MarginSoftmaxHead: margins must be three numbers (m1, m2, m3), got '
+        raise TypeError(f'{owner}: margins must be three numbers (m1, m2, m3), got '
                         f'{margins!r}')
     m1, m2, m3 = (float(m) for m in margins)
     if m1 < 1 or not 0 <= m2 < math.pi or m3 < 0:
-        raise ValueError(f'MarginSoftmaxHead: margins (m1, m2, m3) need m1 >= 1, 0 <= m2 < pi '
+        raise ValueError(f'{owner}: margins (m1, m2, m3) need m1 >= 1, 0 <= m2 < pi '
                          f'and m3 >= 0, got {tuple(margins)}')
     return m1, m2, m3

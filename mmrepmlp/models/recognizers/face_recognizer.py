@@ -4,6 +4,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...reparam import reparameterize_children
 from ..arguments import check_bool
 
 
@@ -20,19 +21,42 @@ class FaceRecognizer(ImageClassifier):
     CFP-FP and AgeDB-30; the metrics normalise it). ``forward(mode='tensor')`` returns the
     embedding of the images as they are, which is what deployment and export use.
 
+    The deploy form (:meth:`switch_to_deploy`, ``deploy=True``) is the embedding model alone:
+    backbone and neck converted, the margin head (only used in training, and at millions of
+    identities larger than the rest) dropped.
+
+    A model-parallel head (:class:`~mmrepmlp.models.heads.PartialFCHead` over several
+    processes) gets the embeddings' gradient multiplied by its ``ddp_gradient_scale``, and its
+    centres are left out of DDP: each process holds different ones.
+
     Args:
         backbone (dict): the backbone config.
         neck (dict): the embedding neck config.
         head (dict): the margin head config (its ``num_classes`` is the number of training
             identities).
         flip_test (bool): add the mirrored image's embedding in ``predict``. Defaults to True.
+        deploy (bool): build the deploy form (no head). Defaults to False.
         **kwargs: the other arguments of MMPretrain's ``ImageClassifier``
             (``data_preprocessor``, ``train_cfg``, ``init_cfg``, ``pretrained``).
     """
 
-    def __init__(self, backbone, neck, head, flip_test=True, **kwargs):
-        super().__init__(backbone, neck=neck, head=head, **kwargs)
+    def __init__(self, backbone, neck, head, flip_test=True, deploy=False, **kwargs):
+        deploy = check_bool(deploy, 'deploy', 'FaceRecognizer')
+        super().__init__(backbone, neck=neck, head=None if deploy else head, **kwargs)
+        self.deploy = deploy
         self.flip_test = check_bool(flip_test, 'flip_test', 'FaceRecognizer')
+        # read by DistributedDataParallel when it wraps this model
+        self._ddp_params_and_buffers_to_ignore = [
+            f'head.{name}' for name in getattr(getattr(self, 'head', None), 'sharded_parameters',
+                                               ())]
+
+    def switch_to_deploy(self):
+        """Convert backbone and neck to their deploy forms and drop the head; idempotent."""
+        if self.deploy:
+            return
+        reparameterize_children(self)
+        del self.head
+        self.deploy = True
 
     def extract_feat(self, inputs, stage='neck'):
         """The embeddings ``(N, D)`` of ``inputs`` (``stage='backbone'``: the feature maps)."""
@@ -45,7 +69,11 @@ class FaceRecognizer(ImageClassifier):
         return super().forward(inputs, data_samples, mode)
 
     def loss(self, inputs, data_samples):
-        return self.head.loss((self.extract_feat(inputs), ), data_samples)
+        embeddings = self.extract_feat(inputs)
+        scale = getattr(self.head, 'ddp_gradient_scale', 1)
+        if scale != 1 and embeddings.requires_grad:
+            embeddings.register_hook(lambda grad: grad * scale)
+        return self.head.loss((embeddings, ), data_samples)
 
     def predict(self, inputs, data_samples=None, **kwargs):
         """Data samples with ``pred_embedding``: a float32 ``(D,)`` tensor per image."""
