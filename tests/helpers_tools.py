@@ -57,16 +57,21 @@ def write_config(path, data_root, base=TINY_CONFIG, extra=''):
     return str(path)
 
 
-def probe_config(path, data_root, dump_dir, kill_at_iter=None, base=TINY_CONFIG):
-    """A tiny config (``base``) whose runs dump their state (and maybe die) through
-    probe_hooks."""
+def probe_hooks(dump_dir, kill_at_iter=None):
+    """Config code that makes training runs dump their state into ``dump_dir`` (and maybe
+    die) through probe_hooks (importable in the tools' processes, see :func:`tool_env`)."""
     hooks = [f'dict(type="DumpTrainStateHook", out_dir={str(dump_dir)!r})']
     if kill_at_iter is not None:
         hooks.append(f'dict(type="KillAfterIterHook", at_iter={kill_at_iter})')
-    extra = ("custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], "
-             'allow_failed_imports=False)\n'
-             f'custom_hooks = [{", ".join(hooks)}]\n')
-    return write_config(path, data_root, base=base, extra=extra)
+    return ("custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], "
+            'allow_failed_imports=False)\n'
+            f'custom_hooks = [{", ".join(hooks)}]\n')
+
+
+def probe_config(path, data_root, dump_dir, kill_at_iter=None, base=TINY_CONFIG):
+    """A tiny config (``base``) whose runs dump their state (and maybe die) through
+    probe_hooks."""
+    return write_config(path, data_root, base=base, extra=probe_hooks(dump_dir, kill_at_iter))
 
 
 def tool_env():
