@@ -175,8 +175,9 @@ NUMBER = re.compile(r'(\d+(?:\.\d+)?)\s*([MG]?)(?![\w.])')
 
 
 def printed_numbers(header, cell):
-    """``[(form or None, printed digits, unit)]`` of a cell (form from a pair or the cell)."""
-    quantity, form, first_only = column_meaning(header)
+    """``[(form, printed digits, unit)]`` of a cell: the form from the header, a
+    ``train / deploy`` pair, the cell's ``(train)``/``(deploy)``, else deploy."""
+    _, form, first_only = column_meaning(header)
     cell = cell.replace('*', '')
     numbers = NUMBER.findall(cell)
     if first_only:
