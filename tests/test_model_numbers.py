@@ -167,7 +167,10 @@ def column_meaning(header):
         else None
     if quantity is None:
         return None
-    form = 'train' if 'train' in header else 'deploy' if 'deploy' in header else None
+    if 'train / deploy' in header:  # a pair in each cell
+        form = None
+    else:
+        form = 'train' if 'train' in header else 'deploy' if 'deploy' in header else None
     return quantity, form, 'ours / paper' in header
 
 
