@@ -57,15 +57,21 @@ def write_config(path, data_root, base=TINY_CONFIG, extra=''):
     return str(path)
 
 
-def probe_config(path, data_root, dump_dir, kill_at_iter=None):
-    """A tiny config whose runs dump their state (and maybe die) through probe_hooks."""
+def probe_hooks(dump_dir, kill_at_iter=None):
+    """Config code that makes training runs dump their state into ``dump_dir`` (and maybe
+    die) through probe_hooks (importable in the tools' processes, see :func:`tool_env`)."""
     hooks = [f'dict(type="DumpTrainStateHook", out_dir={str(dump_dir)!r})']
     if kill_at_iter is not None:
         hooks.append(f'dict(type="KillAfterIterHook", at_iter={kill_at_iter})')
-    extra = ("custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], "
-             'allow_failed_imports=False)\n'
-             f'custom_hooks = [{", ".join(hooks)}]\n')
-    return write_config(path, data_root, extra=extra)
+    return ("custom_imports = dict(imports=['mmrepmlp', 'probe_hooks'], "
+            'allow_failed_imports=False)\n'
+            f'custom_hooks = [{", ".join(hooks)}]\n')
+
+
+def probe_config(path, data_root, dump_dir, kill_at_iter=None, base=TINY_CONFIG):
+    """A tiny config (``base``) whose runs dump their state (and maybe die) through
+    probe_hooks."""
+    return write_config(path, data_root, base=base, extra=probe_hooks(dump_dir, kill_at_iter))
 
 
 def tool_env():
@@ -151,3 +157,26 @@ def assert_same_state(actual, expected, where='state'):
             assert_same_state(a, e, f'{where}[{index}]')
     else:
         assert actual == expected, where
+
+
+def assert_resumed_from(dump, checkpoint):
+    """The run that ``probe_hooks.DumpTrainStateHook`` dumped into ``dump`` last started
+    from ``checkpoint``: its iteration, weights and optimizer state."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    start = torch.load(osp.join(dump, 'before_train_rank0.pth'))
+    saved = _load_checkpoint(str(checkpoint), map_location='cpu')
+    assert start['iter'] == saved['meta']['iter'] > 0
+    assert_same_state(start['state_dict'], saved['state_dict'], 'weights')
+    assert_same_state(start['optimizer'], saved['optimizer'], 'optimizer')
+
+
+def assert_same_final_state(dump, expected_dump, iters):
+    """The state that ``probe_hooks.DumpTrainStateHook`` wrote at the end of training into
+    ``dump`` equals the one in ``expected_dump``: iteration ``iters``, the weights and the
+    optimizer state, exactly."""
+    actual, expected = (torch.load(osp.join(folder, 'after_train_rank0.pth'))
+                        for folder in (dump, expected_dump))
+    assert actual['iter'] == expected['iter'] == iters
+    assert_same_state(actual['state_dict'], expected['state_dict'], 'weights')
+    assert_same_state(actual['optimizer'], expected['optimizer'], 'optimizer')

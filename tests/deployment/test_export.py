@@ -142,7 +142,8 @@ def test_artifact_matches_pytorch_on_another_batch_size(checkpoints, tmp_path, n
     assert_close(run(result.path, inputs), pytorch_output(model, inputs))
 
 
-@pytest.mark.parametrize('name', ['pure_mlp', 'segmentor'])
+# the classifier's pt2 runs in the tool's test below
+@pytest.mark.parametrize('name', ['pure_mlp', 'segmentor', 'face'])
 def test_pt2_package_runs_in_a_fresh_process(checkpoints, tmp_path, name):
     config, checkpoint = checkpoints[name]
 

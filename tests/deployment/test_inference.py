@@ -117,7 +117,11 @@ def test_pure_mlp_model_exact_and_bfloat16_only_on_request():
                                       log=lines.append)
     outputs = raw_outputs(bfloat16, inputs)
     assert outputs.dtype is torch.float32 and bfloat16.inference_settings.dtype is torch.bfloat16
-    assert TOLERANCE < relative_difference(outputs, expected) < 0.1  # rounded, not wrong
+    # rounded, not wrong: autocast runs the deploy model's ten convs and FCs in bf16, each
+    # rounding its input and weights (u = 2**-8 each); roundings of independent signs grow as
+    # the square root of their number, sqrt(20) u = 4.5 u, so 8 u = 2**-5 bounds it (about
+    # 1.2 u is seen)
+    assert TOLERANCE < relative_difference(outputs, expected) <= 2**-5
     assert 'torch.bfloat16 autocast (not exact)' in lines[-1]
 
 

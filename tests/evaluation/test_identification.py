@@ -9,6 +9,7 @@ import torch
 
 import mmrepmlp  # noqa: F401  (registers the metrics)
 from mmrepmlp.evaluation import FaceIdentificationMetric, identification_rank1
+from mmrepmlp.evaluation.functional import resolve_backend
 
 
 def at_degrees(*degrees):
@@ -91,11 +92,8 @@ def test_memory_budget_sets_the_chunk_size():
     assert small.num_correct == whole.num_correct
 
 
-BACKENDS = ['numpy', 'torch', pytest.param('faiss', marks=pytest.mark.skipif(
-    importlib.util.find_spec('faiss') is None, reason='faiss is not installed'))]
-
-
-@pytest.mark.parametrize('backend', BACKENDS)
+# faiss is a test requirement: the backend 'auto' picks whenever it is installed
+@pytest.mark.parametrize('backend', ['numpy', 'torch', 'faiss'])
 def test_backends_agree(backend):
     probe, labels, distractors = random_case(seed=1)
     reference = identification_rank1(probe, labels, distractors, backend='numpy',
@@ -173,8 +171,23 @@ def test_bad_input_is_named(kwargs, message):
         identification_rank1(**arguments)
 
 
-@pytest.mark.skipif(importlib.util.find_spec('faiss') is not None, reason='faiss installed')
-def test_faiss_asked_for_but_missing():
+def test_auto_is_faiss_when_installed():
+    probe, labels, distractors = random_case(seed=5)
+    reference = identification_rank1(probe, labels, distractors, backend='numpy')
+
+    result = identification_rank1(probe, labels, distractors)
+
+    assert result.backend == 'faiss'
+    assert (result.num_correct, result.num_trials) == (reference.num_correct,
+                                                       reference.num_trials)
+
+
+def test_without_faiss_auto_falls_back_and_asking_for_it_names_the_package(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *args: None if name == 'faiss' else find_spec(name, *args))
+
+    assert resolve_backend('auto')[0] == ('torch' if torch.cuda.is_available() else 'numpy')
     with pytest.raises(ValueError, match='pip install faiss-cpu'):
         identification_rank1(at_degrees(0, 10), [1, 1], backend='faiss')
 

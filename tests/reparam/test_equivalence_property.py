@@ -85,10 +85,21 @@ def test_deploy_equals_training_form(config, dtype, tolerance):
     assert max_relative_error(actual, expected) <= tolerance
 
 
-@pytest.mark.parametrize('dtype, tolerance', [(torch.bfloat16, 0.1), (torch.float16, 0.02)])
+# The unit roundoff u of each half format (8 and 11 significant bits). A deploy output is a
+# sum of products whose factors carry the rounding of the input (1 u) and of the training
+# weights (1 u) plus, on a fused weight, the conversion's own roundings in that format (the
+# BN scale and shift and the sum of up to four branch kernels into FC3: at most 6 u); the
+# product sums accumulate in float32 and round once, then the bias and the Global
+# Perceptron's term add two more: 11 u on each term. Relative to the largest output rather
+# than to each output's sum of absolute terms, cancellation can add a little: 16 u, i.e.
+# 2**-4 (bf16) and 2**-7 (fp16). The largest seen over 200 drawn configs: 4.9 u and 7.7 u.
+UNIT_ROUNDOFF = {torch.bfloat16: 2**-8, torch.float16: 2**-11}
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 @settings(max_examples=12, **SETTINGS)
 @given(config=block_configs())
-def test_conversion_runs_in_half_precision(config, dtype, tolerance):
+def test_conversion_runs_in_half_precision(config, dtype):
     cfg, batch, seed = config
     reference = build(cfg, seed, torch.float64)
     block = build(cfg, seed, dtype)
@@ -98,5 +109,4 @@ def test_conversion_runs_in_half_precision(config, dtype, tolerance):
         deployed = repmlp_model_convert(block)
         actual = deployed(x.to(dtype))
     assert deployed.fc3.weight.dtype == dtype and actual.dtype == dtype
-    # A few roundings of the half-precision epsilon (bf16: 2**-8, fp16: 2**-11).
-    assert max_relative_error(actual, expected) <= tolerance
+    assert max_relative_error(actual, expected) <= 16 * UNIT_ROUNDOFF[dtype]

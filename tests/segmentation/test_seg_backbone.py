@@ -1,12 +1,13 @@
 """RepMLPResNet as a segmentation backbone: at output stride 8 with the same weights it
 computes what MMSegmentation's PSPNet-R50-D8 backbones compute, and the RepMLP-Res50-g4/8 of
-the paper's Cityscapes model gets the feature sizes and partition grids of Sec. 4.4."""
+the paper's Cityscapes model gets the feature sizes and partition grids of Sec. 4.4 and
+converts exactly at that geometry."""
 import pytest
 import torch
 
 from mmrepmlp.models import RepMLPBlock, RepMLPResNet
 from mmrepmlp.models.resnet_import import resnet_state_dict_to_repmlp_resnet
-from mmrepmlp.reparam import randomize_norm_layers
+from mmrepmlp.reparam import randomize_norm_layers, reparameterize_model
 
 OS8 = dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True,
            out_indices=(0, 1, 2, 3))
@@ -55,6 +56,32 @@ def test_repmlp_g4g8_on_713_crops_has_the_papers_grid():
     # c4 keeps its resolution without dilation (its receptive field is large already)
     assert model.dilations[2] == 1 and model.stage3[1].conv2.conv.dilation == (1, 1)
     assert model.out_channels == [256, 512, 1024, 2048]
+
+
+def test_repmlp_g4g8_at_the_713_geometry_converts_exactly_in_float64():
+    """'res50-g4g8-seg' on 713 crops (c3 and c4 90x90 in 9x9 partitions of 10x10, FC1/FC2
+    reduced 4x in c3 and 8x in c4, kernels up to 7x7, c5 dilated 4) at an eighth of its widths
+    and one RepMLP block in c3 and c4: the deploy form computes the training form."""
+    arch = dict(num_blocks=(1, 2, 2, 1), widths=(32, 64, 128, 256), stem_channels=8,
+                block_type=('base', 'bottleneck', 'bottleneck', 'base'), r=(2, 2, 4, 4),
+                groups=(1, 4, 8, 1), partition=10, local_kernels=(1, 3, 5, 7),
+                fc1_fc2_reduction=(1, 4, 8, 1))
+    torch.manual_seed(0)
+    model = RepMLPResNet(arch, img_size=713, strides=(1, 2, 1, 1), dilations=(1, 1, 1, 4),
+                         contract_dilation=True, out_indices=(0, 1, 2, 3))
+    model = randomize_norm_layers(model).double().eval()
+    blocks = [m for m in model.modules() if isinstance(m, RepMLPBlock)]
+    assert [(b.in_size, b.num_parts, b.groups, b.fc1_fc2_reduction) for b in blocks] == [
+        ((90, 90), (9, 9), 4, 4), ((90, 90), (9, 9), 8, 8)]
+    x = torch.randn(1, 3, 713, 713, dtype=torch.float64)
+
+    with torch.no_grad():
+        expected = model(x)
+        actual = reparameterize_model(model)(x)
+
+    assert [tuple(f.shape[2:]) for f in actual] == [(179, 179)] + [(90, 90)] * 3
+    for e, a in zip(expected, actual):
+        assert (e - a).abs().max() <= 1e-10 * e.abs().max()
 
 
 def test_torchvision_resnet50_converts_for_the_baseline(tmp_path):

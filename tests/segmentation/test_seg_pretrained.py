@@ -85,5 +85,6 @@ def test_an_imported_official_checkpoint_initializes_a_segmentation_backbone(tmp
         if '.repmlp.fc1.' in key or '.repmlp.fc2.' in key:  # random, even if same-sized
             source = loaded[f'backbone.{key}']
             assert source.shape != value.shape or not torch.equal(value, source), key
-        elif f'backbone.{key}' in loaded:
+        else:  # every other tensor is the checkpoint's: none may be missing from it
+            assert f'backbone.{key}' in loaded, f'{key} is not in the imported checkpoint'
             assert torch.equal(value, loaded[f'backbone.{key}']), key

@@ -7,7 +7,13 @@ import re
 import numpy as np
 import pytest
 from helpers_seg import IMAGE, make_cityscapes
-from helpers_tools import REPO_ROOT, run_tool
+from helpers_tools import (
+    REPO_ROOT,
+    assert_resumed_from,
+    assert_same_final_state,
+    probe_hooks,
+    run_tool,
+)
 from PIL import Image
 
 from mmrepmlp.apis import convert_checkpoint
@@ -15,11 +21,14 @@ from mmrepmlp.apis import convert_checkpoint
 SEG_CONFIGS = f'{REPO_ROOT}/configs/repmlp_pspnet'
 REPMLP_CONFIG = f'{SEG_CONFIGS}/pspnet_repmlp-res50-g4g8-d8_8xb2-200e_cityscapes-713x713.py'
 CROP = 96
+THREE_ITERS = ['--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=3']
 
 
-def seg_config(path, data_root, mode):
+def seg_config(path, data_root, mode, dump=None):
     """The real config at a CPU test's scale: 96 crops, 2 iterations, no pretrained weights
-    (their loading has its own test)."""
+    (their loading has its own test), and no dropout: its masks come from torch's generator,
+    whose state a checkpoint does not hold, so a resumed run could not end as an
+    uninterrupted one. With ``dump``, training runs dump their state there (probe_hooks)."""
     test_cfg = (f'dict(mode="slide", crop_size={(CROP, CROP)}, stride=(64, 64))'
                 if mode == 'slide' else 'dict(_delete_=True, mode="whole")')
     windows = "repmlp_cfg=dict(larger_input='windows')," if mode == 'whole' else ''
@@ -29,6 +38,7 @@ def seg_config(path, data_root, mode):
 crop_size = {(CROP, CROP)}
 model = dict(data_preprocessor=dict(size=crop_size),
              backbone=dict(img_size=crop_size, init_cfg=None, {windows}),
+             decode_head=dict(dropout_ratio=0), auxiliary_head=dict(dropout_ratio=0),
              test_cfg={test_cfg})
 train_dataloader = {loader}
 train_dataloader['dataset']['pipeline'] = [
@@ -43,7 +53,7 @@ train_cfg = dict(max_iters=2, val_interval=2)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=2, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 randomness = dict(seed=0)
-""")
+""" + ('' if dump is None else probe_hooks(dump)))
     return str(path)
 
 
@@ -52,19 +62,34 @@ def trained(tmp_path_factory):
     """A checkpoint after 2 iterations and a resume to 3, and its deploy conversion."""
     root = tmp_path_factory.mktemp('seg')
     data = make_cityscapes(root / 'cityscapes')
-    config = seg_config(root / 'slide.py', data, 'slide')
+    training = seg_config(root / 'train.py', data, 'slide', root / 'dump')
     work = root / 'work'
-    trained = run_tool(['train.py', config, '--work-dir', work], root)
+    trained = run_tool(['train.py', training, '--work-dir', work], root)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
     assert re.search(r'mIoU: [0-9.]+', trained.stdout + trained.stderr)  # validated
-    resumed = run_tool(['train.py', config, '--work-dir', work, '--resume', '--cfg-options',
-                        'train_cfg.max_iters=3', 'train_cfg.val_interval=3'], root)
+    resumed = run_tool(['train.py', training, '--work-dir', work, '--resume', *THREE_ITERS],
+                       root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert re.search(r'Iter\(train\) \[3/3\]', resumed.stdout + resumed.stderr)
     checkpoint = str(work / 'iter_3.pth')
+    config = seg_config(root / 'slide.py', data, 'slide')
     result = convert_checkpoint(config, checkpoint, log=lambda line: None)
     assert result.max_rel_diff <= 1e-5
     return root, data, checkpoint, result
+
+
+def test_resumed_run_ends_as_an_uninterrupted_run(trained):
+    """Trained 2 iterations, resumed to 3 from the checkpoint of 2: the weights and optimizer
+    state of 3 iterations in one run (validating changes neither)."""
+    root, data, _, _ = trained
+    assert_resumed_from(root / 'dump', root / 'work' / 'iter_2.pth')
+    config = seg_config(root / 'plain.py', data, 'slide', root / 'dump_plain')
+
+    plain = run_tool(['train.py', config, '--work-dir', root / 'plain', '--no-validate',
+                      *THREE_ITERS], root)
+
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert_same_final_state(root / 'dump', root / 'dump_plain', iters=3)
 
 
 @pytest.mark.parametrize('mode', ['slide', 'whole'])

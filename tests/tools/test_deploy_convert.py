@@ -8,10 +8,12 @@ from helpers_tools import (
     TINY_SEG_CONFIG,
     load_tool,
     make_image_folders,
+    relative_difference,
     run_tool,
     write_config,
 )
 from mmengine.config import Config
+from mmengine.fileio import load
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain import get_model
 
@@ -50,14 +52,18 @@ def test_convert_verify_and_test_gives_same_metric(trained, tmp_path):
     deployed = get_model(str(deploy_config), pretrained=str(out))
     assert deployed.backbone.deploy and deployed._dataset_meta == {'classes': ['a', 'b', 'c']}
 
-    metrics = {}
+    metrics, scores = {}, {}
     for name, (cfg, ckpt) in {'train': (config, checkpoint),
                               'deploy': (deploy_config, out)}.items():
         tested = run_tool(['test.py', cfg, ckpt, '--work-dir', tmp_path / name, '--out',
-                           tmp_path / f'{name}.json', '--out-item', 'metrics'], tmp_path)
+                           tmp_path / f'{name}.pkl'], tmp_path)
         assert tested.returncode == 0, tested.stderr[-3000:]
-        metrics[name] = Config.fromfile(str(tmp_path / f'{name}.json'))['accuracy/top1']
-    assert metrics['deploy'] == metrics['train']
+        metrics[name] = re.findall(r'accuracy/top1: ([0-9.]+)', tested.stdout + tested.stderr)
+        predictions = load(tmp_path / f'{name}.pkl')
+        scores[name] = torch.stack([sample['pred_score'] for sample in predictions])
+    assert metrics['train'] and metrics['deploy'] == metrics['train']
+    assert scores['train'].shape == (12, 3)  # every image, every class
+    assert relative_difference(scores['deploy'], scores['train']) <= 1e-5
 
     # A deploy checkpoint is recognised, not converted twice.
     again = convert_checkpoint(config, str(out), str(tmp_path / 'twice.pth'), log=print)

@@ -1,12 +1,15 @@
 """The launchers: tools/dist_train.sh with two CPU processes (gloo) that stay in sync, and the
 command lines that dist_test.sh and the Slurm scripts compose."""
 import os.path as osp
+import re
 
 import torch
 from helpers_tools import (
     REPO_ROOT,
+    TINY_SEG_CONFIG,
     free_port,
     make_image_folders,
+    make_segmentation_folders,
     probe_config,
     run_tool,
     tool_env,
@@ -16,19 +19,20 @@ from helpers_tools import (
 PER_RANK_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
-def test_dist_train_two_cpu_processes_end_with_same_weights(tmp_path):
-    data = make_image_folders(tmp_path / 'data')
-    config = probe_config(tmp_path / 'tiny.py', data, tmp_path / 'dump')
+def dist_train(config, tmp_path, *args):
+    """``tools/dist_train.sh CONFIG 2`` on the CPU; the CompletedProcess."""
     env = dict(tool_env(), PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
-
-    result = run_tool(['dist_train.sh', config, 2, '--work-dir', tmp_path / 'work',
-                       '--no-validate'], cwd=tmp_path, env=env)
-
+    result = run_tool(['dist_train.sh', config, 2, '--work-dir', tmp_path / 'work', *args],
+                      cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert 'Distributed training: True' in result.stdout + result.stderr
-    before = torch.load(tmp_path / 'dump' / 'before_train_rank0.pth')
-    ranks = [torch.load(tmp_path / 'dump' / f'after_train_rank{r}.pth') for r in (0, 1)]
-    assert [r['iter'] for r in ranks] == [4, 4]
+    return result
+
+
+def assert_ranks_end_with_same_trained_weights(dump, iters):
+    before = torch.load(dump / 'before_train_rank0.pth')
+    ranks = [torch.load(dump / f'after_train_rank{r}.pth') for r in (0, 1)]
+    assert [r['iter'] for r in ranks] == [iters, iters]
     weights = [{k: v for k, v in r['state_dict'].items() if not k.endswith(PER_RANK_BUFFERS)}
                for r in ranks]
     assert weights[0].keys() == weights[1].keys()
@@ -37,7 +41,30 @@ def test_dist_train_two_cpu_processes_end_with_same_weights(tmp_path):
     # and training did change them
     assert any(not torch.equal(value, before['state_dict'][key])
                for key, value in weights[0].items())
+
+
+def test_dist_train_two_cpu_processes_end_with_same_weights(tmp_path):
+    data = make_image_folders(tmp_path / 'data')
+    config = probe_config(tmp_path / 'tiny.py', data, tmp_path / 'dump')
+
+    dist_train(config, tmp_path, '--no-validate')
+
+    assert_ranks_end_with_same_trained_weights(tmp_path / 'dump', iters=4)
     assert (tmp_path / 'work' / 'iter_4.pth').is_file()
+
+
+def test_dist_train_two_cpu_processes_train_and_validate_a_segmentor(tmp_path):
+    """The tiny PSPNet (default_scope 'mmseg', SyncBN in it) on two processes: trained in
+    sync, then validated with the distributed mIoU."""
+    data = make_segmentation_folders(tmp_path / 'data')
+    config = probe_config(tmp_path / 'seg.py', data, tmp_path / 'dump', base=TINY_SEG_CONFIG)
+
+    result = dist_train(config, tmp_path)
+
+    assert_ranks_end_with_same_trained_weights(tmp_path / 'dump', iters=2)
+    assert re.search(r'mIoU: [0-9.]+', result.stdout + result.stderr)
+    assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+    assert not (tmp_path / '.dist_test').exists()
 
 
 CALL_MARK = '--- call ---'

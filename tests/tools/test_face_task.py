@@ -9,13 +9,23 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers_tools import REPO_ROOT, free_port, load_tool, run_tool, tool_env
+from helpers_tools import (
+    REPO_ROOT,
+    assert_resumed_from,
+    assert_same_final_state,
+    free_port,
+    load_tool,
+    probe_hooks,
+    run_tool,
+    tool_env,
+)
 from mmengine.config import Config
 
 from mmrepmlp.apis import convert_checkpoint
 
 FACE_CONFIG = f'{REPO_ROOT}/configs/repmlp_face/repmlp-faceres50_8xb64_ms1mv2.py'
 IDENTITIES, IMAGES_PER_IDENTITY, PAIRS = 4, 3, 12
+THREE_ITERS = ['--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=3']
 
 
 def face_image(rng, identity):
@@ -51,8 +61,9 @@ def face_data(tmp_path_factory):
     return root / 'data'
 
 
-def face_config(path, data_root):
-    """The real RepMLP-FaceRes config at a CPU test's scale (4 identities, 2 iterations)."""
+def face_config(path, data_root, dump=None):
+    """The real RepMLP-FaceRes config at a CPU test's scale (4 identities, 2 iterations); with
+    ``dump``, training runs dump their state there (probe_hooks)."""
     root = str(data_root)
     text = f"""_base_ = [{FACE_CONFIG!r}]
 model = dict(head=dict(num_classes={IDENTITIES}))
@@ -66,7 +77,7 @@ param_scheduler = dict(milestones=[1])
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 randomness = dict(seed=0)
 """
-    path.write_text(text)
+    path.write_text(text + ('' if dump is None else probe_hooks(dump)))
     return str(path)
 
 
@@ -76,26 +87,42 @@ def metric(text, name):
 
 @pytest.fixture(scope='module')
 def trained(face_data, tmp_path_factory):
-    """The config and a checkpoint trained 2 iterations (validated) and resumed to 3."""
+    """The config, a checkpoint trained 2 iterations (validated) and resumed to 3, and the
+    folder of the training runs' state dumps."""
     root = tmp_path_factory.mktemp('face_train')
-    config = face_config(root / 'face.py', face_data)
+    training = face_config(root / 'train.py', face_data, root / 'dump')
     work = root / 'work'
-    trained = run_tool(['train.py', config, '--work-dir', work], root)
+    trained = run_tool(['train.py', training, '--work-dir', work], root)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
     log = trained.stdout + trained.stderr
     assert 'loss:' in log and 0 <= metric(log, 'lfw/accuracy') <= 1
     assert (work / 'iter_2.pth').is_file()
 
-    resumed = run_tool(['train.py', config, '--work-dir', work, '--resume',
-                        '--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=3'],
+    resumed = run_tool(['train.py', training, '--work-dir', work, '--resume', *THREE_ITERS],
                        root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert re.search(r'Iter\(train\) \[3/3\]', resumed.stdout + resumed.stderr)
-    return config, str(work / 'iter_3.pth')
+    config = face_config(root / 'face.py', face_data)
+    return config, str(work / 'iter_3.pth'), root / 'dump'
+
+
+def test_resumed_run_ends_as_an_uninterrupted_run(trained, face_data, tmp_path):
+    """Trained 2 iterations, resumed to 3 from the checkpoint of 2: the weights and optimizer
+    state of 3 iterations in one run (validating changes neither; the resume replays the
+    random flips of the data it skips)."""
+    _, checkpoint, resumed_dump = trained
+    assert_resumed_from(resumed_dump, checkpoint.replace('iter_3', 'iter_2'))
+    config = face_config(tmp_path / 'plain.py', face_data, tmp_path / 'dump')
+
+    plain = run_tool(['train.py', config, '--work-dir', tmp_path / 'work', '--no-validate',
+                      *THREE_ITERS], tmp_path)
+
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert_same_final_state(resumed_dump, tmp_path / 'dump', iters=3)
 
 
 def test_test_convert_and_test_deploy(trained, tmp_path):
-    config, checkpoint = trained
+    config, checkpoint, _ = trained
 
     result = convert_checkpoint(config, checkpoint, log=lambda line: None)
     assert result.max_rel_diff <= 1e-5
@@ -120,7 +147,7 @@ def test_test_convert_and_test_deploy(trained, tmp_path):
 
 
 def test_identification_from_image_lists(trained, face_data, tmp_path):
-    config, checkpoint = trained
+    config, checkpoint, _ = trained
     folders = face_data.parent / 'folders'
     probe = [f'{folders}/id{i}/{j}.jpg {i}' for i in range(IDENTITIES) for j in range(2)]
     (tmp_path / 'probe.txt').write_text('\n'.join(probe) + '\n')
@@ -133,6 +160,7 @@ def test_identification_from_image_lists(trained, face_data, tmp_path):
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r'rank-1: [0-9.]+% \(\d+ of 8 same-identity probe pairs\)', result.stdout)
+    assert 'backend: faiss,' in result.stdout  # what the default 'auto' picks when installed
     saved = np.load(tmp_path / 'features' / 'probe.npz')
     assert saved['embeddings'].shape == (8, 512) and saved['labels'].tolist() == [
         i for i in range(IDENTITIES) for _ in range(2)]

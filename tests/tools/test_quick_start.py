@@ -1,21 +1,48 @@
 """The quick start (`make demo`): a short real run on the bundled digits, and the CLI's verdict."""
 import dataclasses
+import os.path as osp
 
 import pytest
 import torch
-from helpers_tools import load_tool
+from helpers_tools import REPO_ROOT, load_script, load_tool, relative_difference
+from mmengine.runner import Runner
 
-from mmrepmlp.apis.quick_start import QuickStartResult, format_report, run_quick_start
+from mmrepmlp.apis.build import forward_raw, load_model
+from mmrepmlp.apis.quick_start import (
+    QuickStartResult,
+    format_report,
+    preprocessed_split,
+    run_quick_start,
+)
 from mmrepmlp.utils.checkpoint import safe_load
 
+DIGITS_CONFIG = osp.join(REPO_ROOT, 'configs', 'repmlp_cifar', 'pure-mlp_1xb32_digits.py')
 
-def test_one_epoch_trains_converts_and_reports(tmp_path):
-    result = run_quick_start(epochs=1, work_dir=str(tmp_path), speed_rounds=1)
+
+@pytest.fixture(scope='module')
+def one_epoch(tmp_path_factory):
+    """The quick start for one epoch: its result and work dir."""
+    work_dir = tmp_path_factory.mktemp('quick_start')
+    return run_quick_start(epochs=1, work_dir=str(work_dir), speed_rounds=1), work_dir
+
+
+def test_one_epoch_trains_converts_and_reports(one_epoch):
+    result, work_dir = one_epoch
 
     assert result.num_val == 360
     assert result.deploy_accuracy == result.train_accuracy
     assert result.deploy_accuracy > 40  # chance is 10%
-    assert result.max_abs_diff < 1e-3
+    # the written checkpoints: the deploy form computes the trained model within 1e-5
+    # relative, and the reported difference is that small relative to the logits
+    trained = load_model(DIGITS_CONFIG, str(work_dir / 'epoch_1.pth'))[0]
+    deployed, cfg = load_model(DIGITS_CONFIG, result.deploy_path,
+                               {'model.backbone.deploy': True})
+    inputs, _ = preprocessed_split(Runner.build_dataloader(cfg.val_dataloader),
+                                   trained.data_preprocessor)
+    with torch.no_grad():
+        expected = forward_raw(trained, inputs)
+        assert relative_difference(forward_raw(deployed, inputs), expected) <= 1e-5
+    assert result.max_abs_diff <= 1e-5 * expected.abs().max()
     assert result.deploy_flops < result.train_flops / 2
     assert result.deploy_params < result.train_params
     assert result.train_speed > 0 and result.deploy_speed > 0
@@ -29,6 +56,24 @@ def test_one_epoch_trains_converts_and_reports(tmp_path):
     report = format_report(result)
     assert f'{result.deploy_accuracy:.2f}' in report
     assert report.splitlines()[-1] == f'deploy weights: {result.deploy_path}'
+
+
+def test_accuracy_benchmark_quick_run_keeps_bfloat16_within_a_point(one_epoch, capsys):
+    """benchmarks/deploy_accuracy.py on the quick start's checkpoint: every path of it runs,
+    and bfloat16 autocast costs at most one point (3.6 of the 360 images) of float32's top-1.
+    (int8 and QAT have their own accuracy tests in tests/deployment/test_quantization.py.)"""
+    result, work_dir = one_epoch
+    benchmark = load_script('benchmarks/deploy_accuracy.py')
+
+    rows = benchmark.main(['--checkpoint', str(work_dir / 'epoch_1.pth'), '--quick'])
+
+    # the same model on the same images (the quick start counts in float32)
+    assert rows['float32'] == pytest.approx(result.train_accuracy, abs=1e-4)
+    assert abs(rows['bfloat16 autocast'] - rows['float32']) <= 1.0
+    assert len(rows) == 5 and all(0 <= accuracy <= 100 for accuracy in rows.values())
+    table = capsys.readouterr().out
+    assert '| QAT fine-tuning (4 iterations), fake-quantized |' in table
+    assert f'| bfloat16 autocast | {rows["bfloat16 autocast"]:.2f} |' in table
 
 
 def fake_result(**changes):
