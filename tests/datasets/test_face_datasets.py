@@ -135,3 +135,17 @@ def test_undecodable_image_names_the_record(tmp_path):
     dataset.prepare_data(1)
     with pytest.raises(RecordIOError, match='record 3 at byte .*does not decode'):
         dataset.prepare_data(2)
+
+
+def test_an_index_pointing_a_key_at_another_identitys_image_is_refused(tmp_path):
+    write_layout(tmp_path / 'swapped', encoded_faces(np.random.default_rng(2)), header=True)
+    idx = tmp_path / 'swapped' / 'train.idx'
+    offsets = dict(line.split('\t') for line in idx.read_text().splitlines())
+    offsets['2'], offsets['3'] = offsets['3'], offsets['2']  # identity 0's key 2, identity 1's 3
+    idx.write_text(''.join(f'{key}\t{offset}\n' for key, offset in offsets.items()))
+    dataset = MXFaceDataset(data_root=str(tmp_path / 'swapped'), test_mode=True)
+
+    dataset.prepare_data(0)
+    with pytest.raises(RecordIOError, match='record 2 at byte .*labelled identity 1, but its '
+                       'key lies in the image range of identity 0'):
+        dataset.prepare_data(1)

@@ -8,7 +8,7 @@ from mmengine.dataset.base_dataset import force_full_init
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .recordio import RecordReader, read_face_layout
+from .recordio import RecordReader, check_image_label, read_face_layout
 
 
 @DATASETS.register_module()
@@ -47,6 +47,7 @@ class MXFaceDataset(BaseDataset):
         self.rec_file, self.idx_file = rec_file, idx_file
         self.reader = None
         self._keys = self._labels = np.empty(0, dtype=np.int64)
+        self._has_header = False
         super().__init__(ann_file='', data_root=data_root, **kwargs)
 
     @property
@@ -69,6 +70,7 @@ class MXFaceDataset(BaseDataset):
         self.reader = RecordReader(self.rec_path, self.idx_path)
         layout = read_face_layout(self.reader)
         self._keys, self._labels = layout.image_keys, layout.labels
+        self._has_header = layout.has_header
         self._metainfo['num_identities'] = layout.num_identities
         self._metainfo.setdefault('classes', tuple(map(str, range(layout.num_identities))))
         if self._indices is not None:
@@ -91,7 +93,10 @@ class MXFaceDataset(BaseDataset):
         """Read and decode image ``idx`` and run the pipeline on it."""
         data_info = self.get_data_info(idx)
         key = data_info['record_key']
-        img = mmcv.imfrombytes(self.reader.read(key).image, flag='color', channel_order='bgr')
+        record = self.reader.read(key)
+        if self._has_header:
+            check_image_label(self.reader, key, data_info['gt_label'], record)
+        img = mmcv.imfrombytes(record.image, flag='color', channel_order='bgr')
         if img is None:
             raise self.reader.error(key, 'the image does not decode as JPEG or PNG')
         data_info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
