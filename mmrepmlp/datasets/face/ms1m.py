@@ -2,12 +2,13 @@
 import copy
 import os.path as osp
 
-import mmcv
 import numpy as np
 from mmengine.dataset.base_dataset import force_full_init
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from ...utils.errors import InputError
+from .images import MAX_IMAGE_PIXELS, decode_image
 from .recordio import RecordReader, check_image_label, read_face_layout
 
 
@@ -39,12 +40,16 @@ class MXFaceDataset(BaseDataset):
         data_root (str): the folder of the files.
         rec_file (str): the ``.rec`` file, relative to ``data_root``. Defaults to 'train.rec'.
         idx_file (str): its ``.idx`` file, relative to ``data_root``. Defaults to 'train.idx'.
+        max_image_pixels (int): the most pixels an image may declare; a larger one (a
+            decompression bomb) is refused before it is decoded. Defaults to 4096 x 4096.
         **kwargs: other arguments of :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``, ``metainfo``, ...).
     """
 
-    def __init__(self, data_root, rec_file='train.rec', idx_file='train.idx', **kwargs):
+    def __init__(self, data_root, rec_file='train.rec', idx_file='train.idx',
+                 max_image_pixels=MAX_IMAGE_PIXELS, **kwargs):
         self.rec_file, self.idx_file = rec_file, idx_file
+        self.max_image_pixels = max_image_pixels
         self.reader = None
         self._keys = self._labels = np.empty(0, dtype=np.int64)
         self._has_header = False
@@ -96,9 +101,11 @@ class MXFaceDataset(BaseDataset):
         record = self.reader.read(key)
         if self._has_header:
             check_image_label(self.reader, key, data_info['gt_label'], record)
-        img = mmcv.imfrombytes(record.image, flag='color', channel_order='bgr')
-        if img is None:
-            raise self.reader.error(key, 'the image does not decode as JPEG or PNG')
+        try:
+            img = decode_image(record.image, 'the image', 'pack the file again',
+                               max_pixels=self.max_image_pixels)
+        except InputError as exc:
+            raise self.reader.error(key, str(exc)) from exc
         data_info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
         return self.pipeline(data_info)
 
