@@ -17,7 +17,12 @@ from mmengine.config import ConfigDict
 from ..tasks import task_of
 from ..utils.configs import config_dicts
 from ..utils.files import check_not_overwriting
-from .checks import check_data_paths, check_pretrained_checkpoints, check_resumable
+from .checks import (
+    check_data_paths,
+    check_pretrained_checkpoints,
+    check_resumable,
+    resume_checkpoint,
+)
 from .cli import ToolError
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
@@ -91,8 +96,10 @@ def set_dataloader_defaults(cfg, fields, persistent_workers, disable=()):
         cfg[field] = merged
 
 
-def prepare_train_config(cfg, args):
-    """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``."""
+def prepare_train_config(cfg, args, log=print):
+    """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``;
+    ``log`` gets the lines about choices made (which checkpoint ``--resume`` continues from
+    when ``last_checkpoint`` does not lead to one)."""
     task_of(cfg).check_available()
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -103,7 +110,7 @@ def prepare_train_config(cfg, args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    _set_resume(cfg, args.resume)
+    _set_resume(cfg, args.resume, log)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
@@ -119,15 +126,12 @@ def prepare_train_config(cfg, args):
     return cfg
 
 
-def _set_resume(cfg, resume):
+def _set_resume(cfg, resume, log):
     if resume is None:
         return
     if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-        latest = osp.join(cfg.work_dir, 'last_checkpoint')
-        if osp.isfile(latest):  # MMEngine resumes from the file it names
-            with open(latest) as f:
-                check_resumable(f.read().strip(), '--resume (the latest checkpoint)')
+        cfg.load_from = resume_checkpoint(cfg.work_dir, log)
+        cfg.resume = cfg.load_from is not None  # else a new training
         return
     if '://' not in resume:
         if not osp.isfile(resume):
