@@ -17,6 +17,7 @@ from mmengine.config import ConfigDict
 from ..tasks import task_of
 from ..utils.configs import config_dicts
 from ..utils.files import check_not_overwriting
+from .build import merge_cfg_options
 from .checks import (
     check_data_paths,
     check_pretrained_checkpoints,
@@ -101,8 +102,7 @@ def prepare_train_config(cfg, args, log=print):
     ``log`` gets the lines about choices made (which checkpoint ``--resume`` continues from
     when ``last_checkpoint`` does not lead to one)."""
     task_of(cfg).check_available()
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
@@ -121,8 +121,11 @@ def prepare_train_config(cfg, args, log=print):
                if off]
     set_dataloader_defaults(cfg, TRAIN_LOADERS, persistent_workers=True, disable=disable)
     fit_config_to_device(cfg, args.amp)
-    check_data_paths(cfg, [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader'])
+    loaders = [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader']
+    check_data_paths(cfg, loaders)
     check_pretrained_checkpoints(cfg)  # MMEngine initializes weights before resuming too
+    task_of(cfg).check_training_data(cfg)
+    task_of(cfg).add_data_checks(cfg, loaders)
     return cfg
 
 
@@ -151,8 +154,7 @@ def prepare_test_config(cfg, args):
     """
     task = task_of(cfg)
     task.check_available()
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.out_item is not None and args.out is None:
         raise ToolError('--out-item needs --out (the file to write)')
     if not osp.isfile(args.checkpoint):
@@ -178,6 +180,7 @@ def prepare_test_config(cfg, args):
                             disable=['pin_memory'] if args.no_pin_memory else [])
     fit_config_to_device(cfg, args.amp)
     check_data_paths(cfg, ['test_dataloader'])
+    task.add_data_checks(cfg, ['test_dataloader'])
     return task.prepare_test_output(cfg, args.out, args.out_item) if args.out else None
 
 

@@ -307,6 +307,16 @@ class RecordReader:
                              'not belong to it')
         return lrecord
 
+    def _check_within_file(self, key, offset, length):
+        """Refuse a part that runs past the end of the file (a truncated file), found from its
+        header alone."""
+        end = offset + PART_HEADER.size + length
+        if end > self._file_size:
+            raise self.error(key, f'its {length} bytes run past the end of the file '
+                             f'({self._file_size} bytes, the record would end at {end}): it '
+                             'is truncated or the index does not belong to it; fetch the file '
+                             'again')
+
     def _identity_at(self, key, offset):
         # One read for the part header, the IRHeader and the first label value: scanning the
         # labels of millions of records is bound by the calls per record.
@@ -314,6 +324,7 @@ class RecordReader:
         size = max(min(_IDENTITY_PREFIX, self._file_size - offset), PART_HEADER.size)
         prefix = self._read_at(key, offset, size)
         lrecord = self._check_magic(key, offset, prefix)
+        self._check_within_file(key, offset, lrecord & LENGTH_MASK)
         if (len(prefix) < _IDENTITY_PREFIX or lrecord >> LENGTH_BITS != WHOLE
                 or lrecord & LENGTH_MASK < _IDENTITY_PREFIX - PART_HEADER.size):
             record = self.read(key)  # split, image-less or truncated: parse it whole
