@@ -14,13 +14,15 @@ import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
     add_runner_args,
     build_runner,
+    check_load_from_fits,
     check_resume_fits,
     dry_run_summary,
     load_config,
     parse_runner_args,
     prepare_train_config,
+    remove_partial_saves,
 )
-from mmrepmlp.apis.cli import tool_main
+from mmrepmlp.apis.cli import launcher_rank, tool_main
 
 
 def parse_args(argv=None):
@@ -42,6 +44,9 @@ def parse_args(argv=None):
                         help='disable pin_memory in the dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in the dataloaders')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='start from what fits of a load_from checkpoint of another model '
+                        '(missing, unexpected or reshaped keys are named and left initialized)')
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
@@ -53,8 +58,11 @@ def main(argv=None):
     if args.dry_run:
         print(dry_run_summary(cfg))
         return
+    if launcher_rank() == 0:  # the rank that saves checkpoints, before it saves any
+        remove_partial_saves(cfg.work_dir)
     runner = build_runner(cfg)
     check_resume_fits(runner, cfg)
+    check_load_from_fits(runner, cfg, strict=not args.non_strict)
     runner.train()
 
 

@@ -3,9 +3,11 @@
 Models are built through MMEngine's root registry under the scope of the config's task, so
 the same code serves MMPretrain classifiers, MMSegmentation segmentors and any other task.
 """
+import inspect
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 # forward_raw is one of the helpers the tools use with a loaded model; it lives with the
 # model-level deployment code.
@@ -17,8 +19,13 @@ from ..utils.checkpoint import (
     shapes,
     state_dict_differences,
 )
+from ..utils.configs import config_dicts
 from ..utils.errors import describe_exception
 from .cli import ToolError
+
+# Top-level config entries that the Runner or the tools read (not variables of the text).
+READ_AFTER_LOADING = frozenset(inspect.signature(Runner.__init__).parameters) | {
+    'task', 'runner_type', 'sync_bn', 'custom_imports', 'tta_model', 'tta_pipeline'}
 
 
 def load_config(path, cfg_options=None):
@@ -30,11 +37,37 @@ def load_config(path, cfg_options=None):
     except Exception as exc:
         raise ToolError(f'cannot read config {path}: {describe_exception(exc)}; is it an '
                         'MMEngine config (Python) file?') from exc
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     if not isinstance(cfg.get('model'), dict):
         raise ToolError(f'config {path} defines no `model`; pass a model config (e.g. one '
                         'under configs/)')
+    return cfg
+
+
+def merge_cfg_options(cfg, options):
+    """Apply ``--cfg-options`` to ``cfg``.
+
+    Raises:
+        ToolError: an option sets a top-level variable of the config whose value the config
+            copied into other entries when it was read (``num_classes={{_base_.n}}``,
+            ``data_root=data_root``): setting it alone would change nothing. The message
+            names the entries to set instead.
+    """
+    for key, value in (options or {}).items():
+        old = cfg.get(key) if '.' not in key and key not in READ_AFTER_LOADING else None
+        if not isinstance(old, (int, float, str)) or isinstance(old, bool) or old == value:
+            continue
+        copies = [f'{path}.{name}' for path, node in config_dicts(cfg.to_dict())
+                  for name, entry in node.items()
+                  if path and entry == old and type(entry) is type(old)]
+        if copies:
+            settings = ' '.join(f'{copy.lstrip(".")}={value}' for copy in copies)
+            raise ToolError(f'--cfg-options {key}={value}: {key} is a variable of the config '
+                            f'whose value {old!r} was copied into {len(copies)} entries when the '
+                            'config was read, so setting it changes nothing; set those entries '
+                            f'instead: --cfg-options {settings}')
+    if options:
+        cfg.merge_from_dict(options)
     return cfg
 
 

@@ -1,12 +1,20 @@
 """Checks of the tools' input that MMEngine would find late or not at all: the data paths of a
 config, its pretrained checkpoints, and whether a checkpoint can be resumed from or fits the
 model. Each failure is one :class:`~mmrepmlp.apis.ToolError` naming the problem and the fix."""
+import os
 import os.path as osp
+import re
 
 from ..tasks import task_of
 from ..utils.configs import config_dicts
+from ..utils.errors import InputError
+from ..utils.files import remove_temporaries
 from .build import read_checkpoint, state_dict_mismatch
 from .cli import ToolError
+
+# What MMEngine's CheckpointHook writes into the work dir.
+RUNNER_CHECKPOINT = re.compile(r'(iter|epoch)_(\d+)\.pth')
+CHECKPOINT_HOOK_FILES = r'((iter|epoch|best)_.*\.pth|last_checkpoint)'
 
 
 def check_data_paths(cfg, loaders):
@@ -44,17 +52,88 @@ def check_pretrained_checkpoints(cfg):
 
 def check_resumable(path, what):
     """Raise :class:`ToolError` unless ``path`` is a checkpoint the Runner wrote in training."""
-    checkpoint, _ = read_checkpoint(path)
+    _check_training_state(read_checkpoint(path)[0], path, what)
+
+
+def _check_training_state(checkpoint, path, what):
     meta = checkpoint.get('meta') or {}
     needed = {'meta.iter and meta.epoch': 'iter' in meta and 'epoch' in meta,
               'message_hub': 'message_hub' in checkpoint, 'optimizer': 'optimizer' in checkpoint}
     lacking = [name for name, present in needed.items() if not present]
+    if lacking and meta.get('deploy'):
+        raise ToolError(f'{what}: {path} holds a deploy checkpoint, whose merged weights the '
+                        f'training form of the model cannot load; resume from the training '
+                        f'checkpoint it was converted from (work_dir/iter_N.pth or '
+                        f'epoch_N.pth), or test and export it with its *_deploy.py config')
     if lacking:
-        kind = 'a deploy checkpoint' if meta.get('deploy') else 'weights only'
-        raise ToolError(f'{what}: {path} holds {kind}, without the training state resuming '
-                        f'needs ({", ".join(lacking)}); resume from a checkpoint the training '
-                        f'wrote (work_dir/iter_N.pth or epoch_N.pth), or start a new training '
-                        f'from these weights with --cfg-options load_from={path}')
+        raise ToolError(f'{what}: {path} holds weights only, without the training state '
+                        f'resuming needs ({", ".join(lacking)}); resume from a checkpoint the '
+                        f'training wrote (work_dir/iter_N.pth or epoch_N.pth), or start a new '
+                        f'training from these weights with --cfg-options load_from={path}')
+
+
+def resume_checkpoint(work_dir, log=print):
+    """The checkpoint ``--resume`` alone continues from, or None when there is none (a new
+    training starts then).
+
+    That is the one ``work_dir/last_checkpoint`` names. When that file is missing, empty or
+    names a checkpoint that does not load (a run killed while saving), it is the newest
+    ``iter_N.pth``/``epoch_N.pth`` of its folder that loads, and ``log`` says so.
+
+    Raises:
+        ToolError: checkpoints exist and none of them can be resumed from.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+    if '://' in named:
+        return named  # not a local file: MMEngine's loader reads it
+    if named:
+        try:
+            checkpoint, _ = read_checkpoint(named)
+        except InputError as error:
+            problem = f'{pointer} names {named}, which does not load ({error})'
+        else:  # it loads: no failed save, but it must hold the training state
+            _check_training_state(checkpoint, named, '--resume (the latest checkpoint)')
+            return named
+    else:
+        problem = f'{pointer} is {"empty" if osp.isfile(pointer) else "missing"}'
+    return _newest_resumable(osp.dirname(named) or work_dir, problem, log)
+
+
+def _newest_resumable(folder, problem, log):
+    names = os.listdir(folder) if osp.isdir(folder) else []
+    steps = {osp.join(folder, name): int(match[2]) for name in names
+             if (match := RUNNER_CHECKPOINT.fullmatch(name))}
+    skipped = []
+    for path in sorted(steps, key=steps.get, reverse=True):
+        try:
+            check_resumable(path, '--resume')
+        except InputError as error:
+            skipped.append(f'{osp.basename(path)} ({error})')
+            continue
+        not_loaded = f'; {len(skipped)} newer do not load: {"; ".join(skipped)}' if skipped else ''
+        log(f'--resume: {problem}; resuming from {path}, the newest checkpoint of {folder} that '
+            f'loads{not_loaded}')
+        return path
+    if skipped:
+        raise ToolError(f'--resume: {problem}, and no checkpoint of {folder} loads: '
+                        f'{"; ".join(skipped)}; resume from another checkpoint with --resume '
+                        'CHECKPOINT, or start a new training without --resume')
+    log(f'--resume: {problem}, and {folder} holds no checkpoint: starting a new training')
+    return None
+
+
+def remove_partial_saves(work_dir, log=print):
+    """Remove the partial temporary files of checkpoints and ``last_checkpoint`` that a run
+    killed while saving left in ``work_dir`` (see :mod:`mmrepmlp.compat.checkpoint_saving`);
+    call it when training starts, before anything is saved."""
+    removed = remove_temporaries(work_dir, CHECKPOINT_HOOK_FILES)
+    if removed:
+        log(f'removed {len(removed)} partial files of an interrupted save: {", ".join(removed)}')
+    return removed
 
 
 def check_resume_fits(runner, cfg):
@@ -67,6 +146,15 @@ def check_resume_fits(runner, cfg):
     checkpoint = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
     if checkpoint and '://' not in checkpoint:
         check_checkpoint_fits(runner, checkpoint)
+
+
+def check_load_from_fits(runner, cfg, strict=True):
+    """Before ``runner.train()`` of a new training: refuse a ``load_from`` checkpoint of another
+    model (MMEngine would load what fits and train from partly random weights with exit 0),
+    naming the keys; with ``strict`` False (``--non-strict``), warn and load what fits."""
+    checkpoint = cfg.get('load_from')
+    if checkpoint and not cfg.get('resume') and '://' not in checkpoint:
+        check_checkpoint_fits(runner, checkpoint, strict)
 
 
 def check_checkpoint_fits(runner, checkpoint_path, strict=True):

@@ -17,7 +17,13 @@ from mmengine.config import ConfigDict
 from ..tasks import task_of
 from ..utils.configs import config_dicts
 from ..utils.files import check_not_overwriting
-from .checks import check_data_paths, check_pretrained_checkpoints, check_resumable
+from .build import merge_cfg_options
+from .checks import (
+    check_data_paths,
+    check_pretrained_checkpoints,
+    check_resumable,
+    resume_checkpoint,
+)
 from .cli import ToolError
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
@@ -91,11 +97,12 @@ def set_dataloader_defaults(cfg, fields, persistent_workers, disable=()):
         cfg[field] = merged
 
 
-def prepare_train_config(cfg, args):
-    """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``."""
+def prepare_train_config(cfg, args, log=print):
+    """Apply the arguments of ``tools/train.py`` (an ``argparse.Namespace``) to ``cfg``;
+    ``log`` gets the lines about choices made (which checkpoint ``--resume`` continues from
+    when ``last_checkpoint`` does not lead to one)."""
     task_of(cfg).check_available()
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
@@ -103,7 +110,7 @@ def prepare_train_config(cfg, args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    _set_resume(cfg, args.resume)
+    _set_resume(cfg, args.resume, log)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
@@ -114,20 +121,20 @@ def prepare_train_config(cfg, args):
                if off]
     set_dataloader_defaults(cfg, TRAIN_LOADERS, persistent_workers=True, disable=disable)
     fit_config_to_device(cfg, args.amp)
-    check_data_paths(cfg, [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader'])
+    loaders = [f for f in TRAIN_LOADERS if cfg.get(f) and f != 'test_dataloader']
+    check_data_paths(cfg, loaders)
     check_pretrained_checkpoints(cfg)  # MMEngine initializes weights before resuming too
+    task_of(cfg).check_training_data(cfg)
+    task_of(cfg).add_data_checks(cfg, loaders)
     return cfg
 
 
-def _set_resume(cfg, resume):
+def _set_resume(cfg, resume, log):
     if resume is None:
         return
     if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-        latest = osp.join(cfg.work_dir, 'last_checkpoint')
-        if osp.isfile(latest):  # MMEngine resumes from the file it names
-            with open(latest) as f:
-                check_resumable(f.read().strip(), '--resume (the latest checkpoint)')
+        cfg.load_from = resume_checkpoint(cfg.work_dir, log)
+        cfg.resume = cfg.load_from is not None  # else a new training
         return
     if '://' not in resume:
         if not osp.isfile(resume):
@@ -147,8 +154,7 @@ def prepare_test_config(cfg, args):
     """
     task = task_of(cfg)
     task.check_available()
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.out_item is not None and args.out is None:
         raise ToolError('--out-item needs --out (the file to write)')
     if not osp.isfile(args.checkpoint):
@@ -174,6 +180,7 @@ def prepare_test_config(cfg, args):
                             disable=['pin_memory'] if args.no_pin_memory else [])
     fit_config_to_device(cfg, args.amp)
     check_data_paths(cfg, ['test_dataloader'])
+    task.add_data_checks(cfg, ['test_dataloader'])
     return task.prepare_test_output(cfg, args.out, args.out_item) if args.out else None
 
 

@@ -16,12 +16,16 @@ def read_image_list(path, labelled):
     ``labelled``, else None); relative image paths are relative to the list's folder."""
     root, paths, labels = osp.dirname(osp.abspath(path)), [], []
     try:
-        lines = [line.split() for line in open(path) if line.strip()]
+        with open(path, encoding='utf-8') as f:
+            lines = [line.split() for line in f if line.strip()]
     except OSError as error:
         raise ToolError(f'cannot read the image list {path} ({error.strerror}); give a text '
                         'file of "image_path label" lines') from error
+    except UnicodeDecodeError as error:
+        raise ToolError(f'the image list {path} is not UTF-8 text (byte {error.start}); save it '
+                        'as UTF-8') from error
     for number, fields in enumerate(lines, start=1):
-        if len(fields) != (2 if labelled else 1) or (labelled and not fields[1].isdigit()):
+        if len(fields) != (2 if labelled else 1) or (labelled and not _is_label(fields[1])):
             form = '"image_path label"' if labelled else '"image_path"'
             raise ToolError(f'{path} line {number}: {" ".join(fields)!r} is not {form}; '
                             'one image per line')
@@ -30,6 +34,12 @@ def read_image_list(path, labelled):
     if not paths:
         raise ToolError(f'the image list {path} is empty; give one image per line')
     return paths, (np.array(labels) if labelled else None)
+
+
+def _is_label(text):
+    """Digits 0-9 only: ``str.isdigit`` also takes superscripts such as '²', which int()
+    refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def embed_images(model, cfg, paths, batch_size=64):

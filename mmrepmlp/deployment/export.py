@@ -13,11 +13,15 @@ artifact is written to a temporary file beside its destination, loaded back by i
 (onnxruntime, ``aoti_load_package``, ``torch.jit.load``), compared with PyTorch on random
 batches and only then committed, so a failed export or check leaves nothing behind.
 """
+import errno
+import io
+import logging
 import os.path as osp
 import re
+import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -146,6 +150,22 @@ def _unexportable(model, active, exc):
         'model without it')
 
 
+@contextmanager
+def _quiet_failed_capture():
+    """Keep what torch.export prints when it fails (the whole partial graph, hundreds of lines
+    on stderr, and a warning naming an unbacked symbol) off the terminal: the error raised
+    is reported instead. On success what was printed is passed on."""
+    logger = logging.getLogger('torch.fx.experimental.symbolic_shapes')
+    level, printed = logger.level, io.StringIO()
+    logger.setLevel(logging.ERROR)
+    try:
+        with redirect_stderr(printed):
+            yield
+    finally:
+        logger.setLevel(level)
+    sys.stderr.write(printed.getvalue())
+
+
 def export_program(model, inputs, dynamic_batch=False):
     """Capture ``model`` (a :class:`RawOutputModel`) with :func:`torch.export.export`.
 
@@ -162,7 +182,7 @@ def export_program(model, inputs, dynamic_batch=False):
         raise InputError(f'a dynamic batch needs an example batch of 2 or more, got '
                          f'{inputs.shape[0]}; pass --batch 2 or more')
     dynamic_shapes = ({0: torch.export.Dim('batch', min=1)}, ) if dynamic_batch else None
-    with _tracking_active_modules(model.model) as active:
+    with _tracking_active_modules(model.model) as active, _quiet_failed_capture():
         try:
             return torch.export.export(model, (inputs, ), dynamic_shapes=dynamic_shapes)
         except Exception as exc:
@@ -208,6 +228,22 @@ def verify_artifact(run, references, tolerance=DEFAULT_TOLERANCE, compare=compar
     return checks
 
 
+# What a full or read-only disk raises while an artifact is written, however the exporter
+# wraps it.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _storage_error(exc):
+    """The OSError of a full or read-only disk among ``exc`` and the errors it wraps."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def check_output_path(path, fmt):
     """Raise :class:`InputError` before any work when ``path`` cannot take a ``fmt`` artifact:
     unwritable, or (AOTInductor's requirement) a package not named ``*.pt2``."""
@@ -231,7 +267,15 @@ def _export(fmt, description, write, load, model, path, inputs, dynamic_batch, t
     references = [(batch, raw_outputs(wrapped, batch)) for batch in batches]
     with staged_files([path]) as (tmp, ):
         start = time.perf_counter()
-        write(wrapped, tmp)
+        try:
+            write(wrapped, tmp)
+        except Exception as exc:
+            storage = _storage_error(exc)
+            if storage is None:
+                raise
+            raise InputError(f'cannot write {path}: {storage.strerror} (the export went to '
+                             f'{tmp}, removed now); free space on that disk or choose another '
+                             'output path') from exc
         log(f'exported {description}{" with a dynamic batch" if dynamic_batch else ""} in '
             f'{time.perf_counter() - start:.1f} s')
         checks = verify_artifact(load(tmp), references, tolerance, compare, log)
@@ -336,11 +380,16 @@ def export_pt2(model, path, inputs, dynamic_batch=False, tolerance=DEFAULT_TOLER
 
     def write(wrapped, tmp):
         program = export_program(wrapped, inputs, dynamic_batch)
+        # packaged in memory and saved through Python's file: torch's zip writer aborts the
+        # process on a full disk
+        package = io.BytesIO()
         try:
-            torch._inductor.aoti_compile_and_package(program, package_path=tmp)
+            torch._inductor.aoti_compile_and_package(program, package_path=package)
         except Exception as exc:
             raise InputError(f'AOTInductor cannot compile the model: {describe_exception(exc)}; '
                              'it needs a working C++ compiler (gcc or clang)') from exc
+        with open(tmp, 'wb') as f:
+            f.write(package.getbuffer())
 
     return _export('pt2', 'to an AOTInductor package', write, _pt2_runner, model, path, inputs,
                    dynamic_batch, tolerance, compare, log)
@@ -387,7 +436,11 @@ def export_torchscript(model, path, inputs, dynamic_batch=False, tolerance=DEFAU
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             # check_trace would rerun the model; the saved module is checked after loading.
             traced = torch.jit.trace(wrapped, (inputs, ), check_trace=False)
-        traced.save(tmp)
+        # saved through Python's file: TorchScript's own writer aborts the process on a full disk
+        serialized = io.BytesIO()
+        torch.jit.save(traced, serialized)
+        with open(tmp, 'wb') as f:
+            f.write(serialized.getbuffer())
 
     return _export('torchscript', 'to TorchScript (traced)', write, _torchscript_runner, model,
                    path, inputs, dynamic_batch, tolerance, compare, log)

@@ -194,6 +194,15 @@ class Task:
         return compare_outputs(reference, outputs)
 
     # ------------------------------------------------------------------ data
+    def add_data_checks(self, cfg, loaders):
+        """Add to the pipelines of the dataloaders ``loaders`` the checks of each sample as it
+        is loaded that the task's data needs (``tools/train.py`` and ``tools/test.py`` call
+        it on their final config)."""
+
+    def check_training_data(self, cfg):
+        """Check the training data against the model before training starts (and in a dry
+        run); raise :class:`InputError` naming the problem and the fix."""
+
     def data_paths(self, cfg, loaders):
         """``[(config key, path)]`` of the files and folders the given dataloaders read.
 

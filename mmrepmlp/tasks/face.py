@@ -1,8 +1,11 @@
 """Face recognition (MS1M-V2 training, LFW/CFP-FP/AgeDB-30 verification) on MMPretrain."""
+import os.path as osp
+
+from ..datasets.face import RecordReader, read_face_layout
 from ..evaluation.metrics import FaceEmbeddingDump
 from ..utils.errors import InputError
 from ..utils.files import check_writable
-from .base import TestOutput, register_task
+from .base import TestOutput, dataset_configs, register_task
 from .classification import ClassificationTask
 
 FACE_MODELS = ('FaceRecognizer', )
@@ -42,6 +45,11 @@ class FaceTask(ClassificationTask):
                          '(FaceRecognizer flip_test=True), which is the test-time augmentation '
                          'of the verification protocol')
 
+    def check_training_data(self, cfg):
+        """The identities of the training set against the head's classes (labels beyond them
+        would fail in the loss at some iteration); a corrupt or truncated file fails here."""
+        _identity_count_check(cfg)
+
     def check_test_output(self, out, out_item):
         if out_item != 'metrics' and not out.endswith('.npz'):
             raise InputError(f'--out {out}: face embeddings are written as numpy arrays; end the '
@@ -50,6 +58,33 @@ class FaceTask(ClassificationTask):
 
     def prepare_test_output(self, cfg, out, out_item):
         return TestOutput(metrics=[FaceEmbeddingDump(out)] if out_item != 'metrics' else [])
+
+
+def _identity_count_check(cfg):
+    """Raise :class:`InputError` when a face training set of ``cfg`` has more identities than
+    the head has classes (reading the identity records, as the data set does at start)."""
+    num_classes = (cfg.model.get('head') or {}).get('num_classes')
+    for dataset in dataset_configs(cfg.get('train_dataloader')):
+        if str(dataset.get('type')).split('.')[-1] != 'MXFaceDataset':
+            continue
+        root = dataset.get('data_root', '')
+        rec = osp.join(root, dataset.get('rec_file', 'train.rec'))
+        idx = osp.join(root, dataset.get('idx_file', 'train.idx'))
+        for path in (rec, idx):
+            if not osp.isfile(path):
+                raise InputError(f'train_dataloader.dataset: {path} does not exist; set '
+                                 'data_root (rec_file, idx_file) to the training set')
+        identities = read_face_layout(RecordReader(rec, idx)).num_identities
+        if num_classes is not None and identities > num_classes:
+            preprocessors = {'data_preprocessor': cfg.get('data_preprocessor'),
+                             'model.data_preprocessor': cfg.model.get('data_preprocessor')}
+            keys = ['model.head.num_classes'] + [
+                f'{key}.num_classes' for key, node in preprocessors.items()
+                if isinstance(node, dict) and 'num_classes' in node]
+            raise InputError(f'{rec} holds {identities} identities (labels 0 to '
+                             f'{identities - 1}) and model.head.num_classes is {num_classes}, '
+                             f'so labels {num_classes} and above have no class; set '
+                             f'--cfg-options {" ".join(f"{key}={identities}" for key in keys)}')
 
 
 def _evaluator_list(cfg):

@@ -6,7 +6,7 @@ import tempfile
 
 from ..utils.errors import InputError
 from ..utils.files import check_writable
-from .base import Task, TestOutput, register_task
+from .base import Task, TestOutput, dataset_configs, register_task
 from .classification import visualization_hook
 
 INSTALL_HINT = ('pip install "mmsegmentation==1.2.2" ftfy regex (or pip install '
@@ -61,6 +61,18 @@ class SegmentationTask(Task):
         cfg.test_evaluator.update(output_dir=staging, keep_results=True)
         return TestOutput(commit=lambda succeeded: _commit_folder(staging, out, succeeded))
 
+    def add_data_checks(self, cfg, loaders):
+        """Put a :class:`~mmrepmlp.datasets.CheckSegLabels` of the decode head's classes after
+        every ``LoadAnnotations`` of the pipelines."""
+        head = cfg.model.get('decode_head')
+        if not isinstance(head, dict) or 'num_classes' not in head:
+            return
+        check = dict(type='CheckSegLabels', num_classes=head['num_classes'],
+                     ignore_index=head.get('ignore_index', 255))
+        for key in loaders:
+            for dataset in dataset_configs(cfg.get(key)):
+                _insert_after_load_annotations(dataset.get('pipeline') or [], check)
+
     def input_shape(self, cfg, shape=None):
         backbone = cfg.model.get('backbone') or {}
         if shape is None and backbone.get('img_size') is None:
@@ -86,3 +98,15 @@ def _commit_folder(staging, out, succeeded):
         for name in os.listdir(staging):
             os.replace(osp.join(staging, name), osp.join(out, name))
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _insert_after_load_annotations(pipeline, check):
+    """Insert ``check`` after each ``LoadAnnotations`` of ``pipeline`` that has none yet (two
+    dataloaders may share one pipeline)."""
+    for index in reversed(range(len(pipeline))):
+        transform = pipeline[index]
+        following = pipeline[index + 1] if index + 1 < len(pipeline) else {}
+        if (isinstance(transform, dict)
+                and str(transform.get('type')).split('.')[-1] == 'LoadAnnotations'
+                and following.get('type') != check['type']):
+            pipeline.insert(index + 1, dict(check))

@@ -10,7 +10,16 @@ class InputError(ValueError):
 
     def __init__(self, message):
         # Messages of wrapped exceptions may span lines; the tools promise one line.
-        super().__init__(' '.join(str(message).split()))
+        super().__init__(' '.join(_worker_error_message(str(message)).split()))
+
+
+def _worker_error_message(message):
+    """The message of an error raised in a DataLoader worker, which PyTorch raises again in
+    the main process as the same type with the worker's whole traceback for a message."""
+    if not message.startswith('Caught ') or '\nOriginal Traceback' not in message:
+        return message
+    last_line = message.rstrip().splitlines()[-1]  # 'module.ErrorType: the message'
+    return f'in a dataloader worker: {last_line.partition(": ")[2]}'
 
 
 def describe_exception(exc, limit=200):

@@ -10,6 +10,7 @@ file (``0o666 & ~umask``), like ``open(path, 'w')``, not the private mode of a t
 import contextlib
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
 
@@ -50,6 +51,32 @@ def _new_temporary(path, suffix):
                                dir=directory)
     os.close(fd)
     return tmp
+
+
+# How _new_temporary names the temporary file (or backup) of a destination NAME:
+# '.NAME.' + mkstemp's 8 random characters + '.tmp' + an extension.
+_TEMPORARY = re.compile(r'^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$')
+
+
+def remove_temporaries(folder, names):
+    """Remove the temporary files (and backups) that writers killed in the middle of a write
+    left in ``folder`` for destinations whose name matches ``names`` (a regular expression).
+
+    Call it only when no other process writes these files: a live writer's temporary would go
+    too.
+
+    Returns:
+        list[str]: the removed paths.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            match = _TEMPORARY.match(entry.name)
+            if match and re.fullmatch(names, match['name']) and entry.is_file(
+                    follow_symlinks=False):
+                _remove_quietly(entry.path)
+                removed.append(entry.path)
+    return sorted(removed)
 
 
 def _finish_temporary(tmp):

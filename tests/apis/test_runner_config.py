@@ -89,7 +89,7 @@ def test_train_defaults_and_options(no_cuda):
         resume='auto', no_validate=True, cfg_options={'train_cfg.max_iters': 7}))
 
     assert cfg.work_dir == osp.join('./work_dirs', 'tiny_repmlp_resnet')
-    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.resume is False and cfg.load_from is None  # no checkpoint to resume from
     assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.val_evaluator is None
     assert cfg.train_cfg.max_iters == 7
     loader = cfg.train_dataloader
@@ -169,3 +169,95 @@ def test_num_workers_zero_from_cfg_options_keeps_no_workers_alive(no_cuda):
 
     assert cfg.train_dataloader.persistent_workers is False
     assert cfg.val_dataloader.persistent_workers is True
+
+
+def training_checkpoint(path, step):
+    """What the Runner saves in training (the parts resuming needs), written by torch.save."""
+    torch.save({'meta': {'iter': step, 'epoch': 0}, 'message_hub': {}, 'optimizer': {},
+                'state_dict': {'weight': torch.full((2, ), float(step))}}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize('pointer', ['', 'truncated', None], ids=['empty', 'names a truncated '
+                                                                   'checkpoint', 'missing'])
+def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, pointer):
+    work = tmp_path / 'work'
+    work.mkdir()
+    for step in (2, 4, 10):
+        training_checkpoint(work / f'iter_{step}.pth', step)
+    (work / 'iter_6.pth').write_bytes((work / 'iter_4.pth').read_bytes()[:100])  # cut short
+    (work / 'iter_10.pth').write_bytes(b'')  # killed before anything was written
+    if pointer is not None:
+        (work / 'last_checkpoint').write_text(str(work / 'iter_6.pth') if pointer else '')
+    lines = []
+
+    cfg = prepare_train(Config.fromfile(CLS_CONFIG), train_args(
+        work_dir=str(work), resume='auto'), log=lines.append)
+
+    assert cfg.resume is True and cfg.load_from == str(work / 'iter_4.pth')
+    problem = {'': 'is empty', 'truncated': f'names {work / "iter_6.pth"}, which does not load',
+               None: 'is missing'}[pointer]
+    assert lines[0].startswith(f'--resume: {work / "last_checkpoint"} {problem}')
+    assert f'resuming from {work / "iter_4.pth"}, the newest checkpoint of {work} that loads; ' \
+        '2 newer do not load: iter_10.pth (cannot read checkpoint' in lines[0]
+
+
+def test_resume_follows_last_checkpoint_when_it_loads(tmp_path):
+    for step in (2, 4):
+        training_checkpoint(tmp_path / f'iter_{step}.pth', step)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    lines = []
+
+    cfg = prepare_train(Config.fromfile(CLS_CONFIG), train_args(
+        work_dir=str(tmp_path), resume='auto'), log=lines.append)
+
+    assert cfg.load_from == str(tmp_path / 'iter_2.pth') and lines == []
+
+
+def test_resume_without_any_checkpoint_that_loads_is_an_error(tmp_path):
+    (tmp_path / 'last_checkpoint').write_text('')
+    (tmp_path / 'iter_3.pth').write_bytes(b'PK\x03\x04 cut')
+
+    with pytest.raises(ToolError, match=r'last_checkpoint is empty, and no checkpoint of .* '
+                       r'loads: iter_3\.pth \(cannot read checkpoint'):
+        prepare_train(Config.fromfile(CLS_CONFIG), train_args(work_dir=str(tmp_path),
+                                                              resume='auto'))
+
+
+def test_partial_saves_of_a_killed_run_are_removed(tmp_path):
+    from mmrepmlp.apis import remove_partial_saves
+
+    partial = ['.iter_6.pth.k3j_9x2a.tmp.pth', '.last_checkpoint.abcdefgh.tmp',
+               '.last_checkpoint.abcdefgh.tmp.bak', '.epoch_2.pth.0a1b2c3d.tmp.pth']
+    kept = ['iter_4.pth', 'last_checkpoint', '.notes.abcdefgh.tmp.txt', 'scalars.json']
+    work = tmp_path / 'work'
+    work.mkdir()
+    for name in partial + kept:
+        (work / name).write_text('x')
+    lines = []
+
+    removed = remove_partial_saves(str(work), log=lines.append)
+
+    assert sorted(os.listdir(work)) == sorted(kept)
+    assert removed == sorted(str(work / name) for name in partial)
+    assert lines[0].startswith('removed 4 partial files of an interrupted save: ')
+
+
+def test_load_from_of_another_model_warns_with_non_strict(tmp_path):
+    from types import SimpleNamespace
+
+    from mmrepmlp.apis import check_load_from_fits
+
+    model = torch.nn.Linear(2, 3)
+    torch.save({'state_dict': torch.nn.Linear(2, 4).state_dict()}, tmp_path / 'other.pth')
+    warnings = []
+    runner = SimpleNamespace(model=model, logger=SimpleNamespace(warning=warnings.append))
+    cfg = Config(dict(load_from=str(tmp_path / 'other.pth')))
+
+    with pytest.raises(ToolError, match=r'does not fit the model of the config: 2 keys with '
+                       r'another shape'):
+        check_load_from_fits(runner, cfg)
+    check_load_from_fits(runner, cfg, strict=False)
+    assert warnings and warnings[0].startswith('--non-strict: loading what fits of')
+    cfg.resume = True  # resuming is check_resume_fits' business
+    check_load_from_fits(runner, cfg)

@@ -73,3 +73,73 @@ def test_saved_files_are_complete_and_keep_the_umask_mode(tmp_path):
     os.umask(umask)
     assert os.stat(tmp_path / 'c.pth').st_mode & 0o777 == 0o666 & ~umask
     assert os.listdir(tmp_path) == ['c.pth']
+
+
+HOOK_WRITES_LAST_CHECKPOINT = textwrap.dedent("""\
+    import resource
+    import signal
+    import sys
+    from types import SimpleNamespace
+
+    if sys.argv[2] == 'fixed':
+        import mmrepmlp  # noqa: F401  (applies the fixes)
+    from mmengine.fileio import get_file_backend
+    from mmengine.hooks import CheckpointHook
+    from mmengine.logging import MessageHub
+
+    work_dir = sys.argv[1]
+    hook = CheckpointHook(interval=1, by_epoch=False)
+    hook.out_dir, hook.file_backend = work_dir, get_file_backend(work_dir)
+    hook.filename_tmpl = 'iter_{}.pth'
+    # the checkpoint itself is saved; the kernel kills the process while it writes the path of
+    # the checkpoint into last_checkpoint, after the first 10 bytes
+    runner = SimpleNamespace(work_dir=work_dir, message_hub=MessageHub.get_current_instance(),
+                             save_checkpoint=lambda *args, **kwargs: None)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10, resource.RLIM_INFINITY))
+    hook._save_checkpoint_with_step(runner, 7, meta={})
+    """)
+
+
+def _kill_while_writing_last_checkpoint(folder, mode):
+    folder.mkdir()
+    previous = str(folder / 'iter_6.pth')
+    (folder / 'last_checkpoint').write_text(previous)
+    script = folder / 'hook.py'
+    script.write_text(HOOK_WRITES_LAST_CHECKPOINT)
+    result = subprocess.run([sys.executable, str(script), str(folder), mode], cwd=folder,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGXFSZ, result.stderr[-2000:]
+    return previous, (folder / 'last_checkpoint').read_text()
+
+
+def test_killed_while_writing_last_checkpoint_upstream_truncates_it_fixed_keeps_it(tmp_path):
+    previous, upstream = _kill_while_writing_last_checkpoint(tmp_path / 'upstream', 'upstream')
+    previous_fixed, fixed = _kill_while_writing_last_checkpoint(tmp_path / 'fixed', 'fixed')
+
+    assert upstream == str(tmp_path / 'upstream' / 'iter_7.pth')[:10]  # a path cut short
+    assert fixed == previous_fixed  # the previous checkpoint, which --resume then continues
+    leftovers = sorted(p.name for p in (tmp_path / 'fixed').iterdir())
+    assert leftovers[0].startswith('.last_checkpoint.') and leftovers[1:] == [
+        'hook.py', 'last_checkpoint']  # the killed writer's partial temporary file
+
+
+def test_the_checkpoint_hook_writes_last_checkpoint_completely(tmp_path):
+    from types import SimpleNamespace
+
+    from mmengine.fileio import get_file_backend
+    from mmengine.hooks import CheckpointHook
+    from mmengine.logging import MessageHub
+
+    import mmrepmlp  # noqa: F401  (applies the fixes)
+
+    hook = CheckpointHook(interval=1, by_epoch=False)
+    hook.out_dir, hook.file_backend = str(tmp_path), get_file_backend(str(tmp_path))
+    hook.filename_tmpl = 'iter_{}.pth'
+    runner = SimpleNamespace(work_dir=str(tmp_path), message_hub=MessageHub.get_current_instance(),
+                             save_checkpoint=lambda *args, **kwargs: None)
+
+    hook._save_checkpoint_with_step(runner, 3, meta={})
+
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_3.pth')
+    assert os.listdir(tmp_path) == ['last_checkpoint']

@@ -166,3 +166,33 @@ def test_synthetic_faces_are_reproducible_labelled_images():
 def test_synthetic_faces_refuse_bad_sizes(kwargs):
     with pytest.raises(ValueError, match='SyntheticFaceDataset: num_'):
         SyntheticFaceDataset(**kwargs)
+
+
+def test_an_index_pointing_a_key_at_another_identitys_image_is_refused(tmp_path):
+    write_layout(tmp_path / 'swapped', encoded_faces(np.random.default_rng(2)), header=True)
+    idx = tmp_path / 'swapped' / 'train.idx'
+    offsets = dict(line.split('\t') for line in idx.read_text().splitlines())
+    offsets['2'], offsets['3'] = offsets['3'], offsets['2']  # identity 0's key 2, identity 1's 3
+    idx.write_text(''.join(f'{key}\t{offset}\n' for key, offset in offsets.items()))
+    dataset = MXFaceDataset(data_root=str(tmp_path / 'swapped'), test_mode=True)
+
+    dataset.prepare_data(0)
+    with pytest.raises(RecordIOError, match='record 2 at byte .*labelled identity 1, but its '
+                       'key lies in the image range of identity 0'):
+        dataset.prepare_data(1)
+
+
+@pytest.mark.parametrize('image, message', [
+    (b'', 'the image is empty \\(0 bytes\\)'),
+    (cv2.imencode('.jpg', np.zeros((30, 20, 3), np.uint8))[1].tobytes(),
+     'the image declares 20 x 30 pixels, more than the limit of 500'),
+], ids=['empty', 'too large'])
+def test_empty_and_oversized_images_name_the_record(tmp_path, image, message):
+    faces = encoded_faces(np.random.default_rng(1))
+    faces[2] = (faces[2][0], faces[2][1], image)
+    write_layout(tmp_path / 'bad', faces, header=True)
+    dataset = MXFaceDataset(data_root=str(tmp_path / 'bad'), test_mode=True, max_image_pixels=500)
+
+    dataset.prepare_data(1)
+    with pytest.raises(RecordIOError, match=f'record 3 at byte .*: {message}'):
+        dataset.prepare_data(2)

@@ -257,3 +257,98 @@ def test_each_worker_process_opens_its_own_handle(small_file):
 
     clone = pickle.loads(pickle.dumps(reader))  # what a spawned worker receives
     assert clone._file is None and clone.read(3).image == images[3][1]
+
+
+def write_identity_ranges(path, ranges, num_images):
+    """A headed file of ``num_images`` images (identity 0) and identity records with
+    ``ranges``; returns the rec and idx paths and ``{key: offset}``."""
+    rec, idx = path / 'r.rec', path / 'r.idx'
+    first_identity = num_images + 1
+    with RecordWriter(rec, idx) as writer:
+        writer.write_record(0, [first_identity, first_identity + len(ranges)])
+        for key in range(1, first_identity):
+            writer.write_record(key, 0, b'image', id=key)
+        for offset, bounds in enumerate(ranges):
+            writer.write_record(first_identity + offset, bounds)
+    offsets = dict(line.split('\t') for line in idx.read_text().splitlines())
+    return rec, idx, {int(k): int(v) for k, v in offsets.items()}
+
+
+def test_overlapping_identity_ranges_are_refused(tmp_path):
+    rec, idx, offsets = write_identity_ranges(tmp_path, [[1, 3], [2, 4]], num_images=3)
+
+    with pytest.raises(RecordIOError) as error:
+        read_face_layout(RecordReader(rec, idx))
+
+    assert_names(error, rec, 'record 5', f'byte {offsets[5]}', '[2, 4) overlaps [1, 3)',
+                 'record 4')
+
+
+@pytest.mark.parametrize('bound', [2.5, float('nan')])
+def test_identity_range_bounds_that_are_not_whole_numbers_are_refused(tmp_path, bound):
+    rec, idx, offsets = write_identity_ranges(tmp_path, [[1, bound], [3, 4]], num_images=3)
+
+    with pytest.raises(RecordIOError) as error:
+        read_face_layout(RecordReader(rec, idx))
+
+    assert_names(error, rec, 'record 4', f'byte {offsets[4]}', 'is not a whole number')
+
+
+def test_two_keys_at_one_offset_are_refused(small_file):
+    rec, idx, _, offsets = small_file
+    offsets[3] = offsets[4]  # key 3 points at record 4
+    idx.write_text(''.join(f'{key}\t{offset}\n' for key, offset in offsets.items()))
+
+    with pytest.raises(RecordIOError) as error:
+        RecordReader(rec, idx)
+
+    assert_names(error, idx, 'records 3 and 4 both start at byte', offsets[4])
+
+
+def write_headerless(path, labels):
+    with RecordWriter(path / 'h.rec', path / 'h.idx') as writer:
+        for key, label in enumerate(labels):
+            writer.write_record(key, label, b'image')
+    offsets = dict(line.split('\t') for line in (path / 'h.idx').read_text().splitlines())
+    return RecordReader(path / 'h.rec', path / 'h.idx'), {int(k): int(v)
+                                                          for k, v in offsets.items()}
+
+
+@pytest.mark.parametrize('label, vector', [(0.7, False), (float('nan'), False),
+                                           (float('inf'), False), (1.5, True)])
+def test_labels_that_are_not_whole_numbers_are_refused(tmp_path, label, vector):
+    reader, offsets = write_headerless(tmp_path, [0, 1, [label, 0] if vector else label])
+
+    with pytest.raises(RecordIOError) as error:
+        read_face_layout(reader)
+
+    assert_names(error, reader.rec_path, 'record 2', f'byte {offsets[2]}',
+                 'is not a whole number')
+
+
+def test_a_headerless_label_beyond_the_record_count_is_refused(tmp_path):
+    reader, offsets = write_headerless(tmp_path, [0, 3e9, 1])
+
+    with pytest.raises(RecordIOError) as error:
+        read_face_layout(reader)
+
+    assert_names(error, reader.rec_path, 'record 1', f'byte {offsets[1]}',
+                 'label 3000000000 is not below the 3 records')
+
+
+def test_threads_sharing_a_reader_read_the_right_records(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    payloads = {key: random_bytes(rng, int(rng.integers(100, 4000))) for key in range(64)}
+    with RecordWriter(tmp_path / 't.rec', tmp_path / 't.idx') as writer:
+        for key, payload in payloads.items():
+            writer.write(key, payload)
+    reader = RecordReader(tmp_path / 't.rec', tmp_path / 't.idx')
+
+    def wrong_reads(seed):
+        keys = np.random.default_rng(seed).integers(0, 64, 2500).tolist()
+        return sum(reader.read_payload(key) != payloads[key] for key in keys)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(wrong_reads, range(8))) == 0

@@ -220,3 +220,43 @@ def test_dataset_samples_feed_the_metric(bin_dir):
         expected = evaluate_verification(embeddings, issame, num_folds=2)
         assert metrics[f'{name}/accuracy'] == expected.accuracy
         assert metrics[f'{name}/threshold'] == expected.best_thresholds.mean()
+
+
+class AllocatesAnArray:
+    """Unpickles as ``numpy.ndarray((2e9,), 'u1')``: 2 GB from a few bytes of file."""
+
+    def __reduce__(self):
+        return np.ndarray, ((2_000_000_000, ), 'u1')
+
+
+@pytest.mark.parametrize('protocol', [2, pickle.HIGHEST_PROTOCOL])
+def test_refuses_an_array_allocated_without_its_data(tmp_path, protocol):
+    path = write_bin(tmp_path / 'lfw.bin', [AllocatesAnArray(), b'x'], [True], protocol)
+
+    with pytest.raises(InputError, match=r"lfw\.bin asks to unpickle numpy\.ndarray\(\(2000000000,"
+                       r"\), 'u1'\), an array allocated without its data.*refusing"):
+        load_verification_bin(path)
+
+
+def test_reads_an_empty_image_of_a_protocol_2_pickle_and_names_it_when_decoded(tmp_path):
+    _, encoded = face_images(1)
+    path = write_bin(tmp_path / 'lfw.bin', [b'', encoded[0].tobytes()], [True], protocol=2)
+    assert b'bytes' in (tmp_path / 'lfw.bin').read_bytes()  # b'' pickled as a call of bytes()
+
+    images, _ = load_verification_bin(path)
+    dataset = FaceVerificationDataset(bin_files=path)
+
+    assert images[0] == b''
+    with pytest.raises(InputError, match=r'lfw\.bin: image 0 is empty \(0 bytes\)'):
+        dataset[0]
+    assert dataset[1]['img'].shape == (12, 12, 3)
+
+
+def test_refuses_to_decode_an_image_declaring_too_many_pixels(tmp_path):
+    encoded = bytearray(face_images(1)[1][0].tobytes())
+    encoded[16:24] = struct.pack('>II', 30000, 30000)  # the PNG header's width and height
+    path = write_bin(tmp_path / 'lfw.bin', [bytes(encoded)] * 2, [True])
+
+    with pytest.raises(InputError, match=r'image 0 declares 30000 x 30000 pixels, more than the '
+                       'limit of 16,777,216'):
+        FaceVerificationDataset(bin_files=path)[0]

@@ -2,6 +2,7 @@
 AOTInductor and TorchScript artifacts of tiny models match PyTorch on another batch size, pt2
 packages run in a fresh process, training checkpoints are converted first, and bad input fails
 before any output."""
+import os
 import os.path as osp
 import re
 import subprocess
@@ -26,7 +27,7 @@ from torch import nn
 from mmrepmlp.apis import convert_checkpoint, load_model
 from mmrepmlp.apis.build import input_shape
 from mmrepmlp.apis.export import export_checkpoint
-from mmrepmlp.deployment import convert_model, forward_raw, random_batch
+from mmrepmlp.deployment import EXPORTERS, convert_model, forward_raw, random_batch
 from mmrepmlp.reparam import randomize_norm_layers
 from mmrepmlp.utils.errors import InputError
 
@@ -256,7 +257,7 @@ def test_dynamic_batch_needs_an_example_batch_of_two(export_main, checkpoints, t
 
 
 @pytest.mark.parametrize('fmt', ['onnx', 'pt2', 'torchscript'])
-def test_unexportable_forward_names_its_module(tmp_path, fmt):
+def test_unexportable_forward_names_its_module(tmp_path, fmt, capfd):
     config = tmp_path / 'data_dependent.py'
     config.write_text(f'_base_ = [{TINY_CONFIG!r}]\n'
                       "model = dict(neck=dict(type='DataDependentNeck'))\n")
@@ -270,3 +271,27 @@ def test_unexportable_forward_names_its_module(tmp_path, fmt):
     assert 'module neck (DataDependentNeck)' in message
     assert re.search(rf'at {re.escape(__file__)}:\d+ \(`if pooled.mean\(\) > 0:`\)', message)
     assert not osp.exists(tmp_path / f'model.{fmt}')
+    printed = capfd.readouterr().err
+    assert 'def forward' not in printed and 'Unable to find user code' not in printed  # no dump
+
+
+@pytest.mark.parametrize('fmt', ['onnx', 'pt2', 'torchscript'])
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, fmt, monkeypatch):
+    import mmrepmlp.utils.files as files
+
+    def temporary_on_a_full_disk(path, suffix):
+        tmp = real_temporary(path, suffix)
+        os.remove(tmp)
+        os.symlink('/dev/full', tmp)  # writing it fails with ENOSPC, as on a full disk
+        return tmp
+
+    real_temporary = files._new_temporary
+    monkeypatch.setattr(files, '_new_temporary', temporary_on_a_full_disk)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    out = tmp_path / f'model.{fmt}'
+
+    with pytest.raises(InputError, match=f'cannot write {re.escape(str(out))}: No space left on '
+                       'device.*; free space on that disk or choose another output path'):
+        EXPORTERS[fmt](model, str(out), torch.randn(2, 3, 8, 8), log=lambda line: None)
+
+    assert os.listdir(tmp_path) == []

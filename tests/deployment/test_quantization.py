@@ -206,3 +206,74 @@ def fine_tune(model, dataloader, steps):
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
+
+
+def small_convnet():
+    """A small random conv net: enough to quantize in seconds."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 4)).eval()
+
+
+def calibration_batches(count=4, batch=8):
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(batch, 3, 8, 8, generator=generator) for _ in range(count)]
+
+
+def outlier_batches():
+    batches = calibration_batches()
+    batches[1][0, 0, 0, 0] = 1e6  # one pixel
+    return batches
+
+
+def raw_pixel_batches():
+    batches = calibration_batches()
+    batches[2] = torch.randint(0, 256, batches[2].shape, generator=torch.Generator()).float()
+    return batches
+
+
+@pytest.mark.parametrize('make_batches, layer', [
+    (outlier_batches, r'the input'), (raw_pixel_batches, r'the output of 1 \(ReLU\)')])
+def test_int8_refuses_a_calibration_that_makes_it_differ_from_float32(make_batches, layer):
+    with pytest.raises(InputError, match=f'held-back calibration batch.*{layer} was calibrated '
+                       'to'):
+        quantize_int8(small_convnet(), make_batches(), compile=False, log=lambda line: None)
+
+    lines = []
+    quantize_int8(small_convnet(), make_batches(), compile=False, strict=False,
+                  log=lines.append)
+    assert lines[0].startswith('quantize_int8: warning: the int8 model differs')
+
+
+def test_int8_accepts_a_sound_calibration_and_reports_its_difference():
+    lines = []
+    quantize_int8(small_convnet(), calibration_batches(), compile=False, log=lines.append)
+    assert 'from float32 (relative RMS) on the held-back batch' in lines[0]
+
+
+@pytest.mark.parametrize('value, message', [(float('nan'), 'batch 2 holds 1 NaN or infinite'),
+                                            (float('inf'), 'batch 2 holds 1 NaN or infinite')])
+def test_int8_refuses_non_finite_calibration_inputs(value, message):
+    batches = calibration_batches()
+    batches[2][0, 1, 2, 3] = value
+    with pytest.raises(InputError, match=message):
+        quantize_int8(small_convnet(), batches, compile=False, log=lambda line: None)
+
+
+def test_int8_refuses_constant_calibration_inputs():
+    batches = [torch.zeros(8, 3, 8, 8)] * 4
+    with pytest.raises(InputError, match='every calibration value is 0'):
+        quantize_int8(small_convnet(), batches, compile=False, log=lambda line: None)
+
+
+def test_int8_calibrated_on_single_images_runs_any_batch_size():
+    model = small_convnet()
+    batches = [batch[:1] for batch in calibration_batches()]
+
+    quantized = quantize_int8(model, batches, compile=False, log=lambda line: None)
+
+    inputs = calibration_batches(1, 8)[0]
+    with torch.no_grad():
+        assert relative_difference(quantized(inputs), model(inputs)) <= 0.1
+        assert quantized(inputs[:1]).shape == (1, 4)

@@ -1,11 +1,13 @@
 """Face verification: the 10-fold protocol against a loop-by-loop computation, TAR@FAR, and
 the metric over several sets (order, completeness, NaN, plots, the embedding dump)."""
+import logging
 import math
 import struct
 
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 import mmrepmlp  # noqa: F401  (registers the metrics)
 from mmrepmlp.evaluation import (
@@ -14,6 +16,7 @@ from mmrepmlp.evaluation import (
     evaluate_verification,
     fold_indices,
 )
+from mmrepmlp.utils.errors import InputError
 
 
 def pairs_at_angles(angles):
@@ -234,15 +237,17 @@ def test_metric_reports_each_set_in_any_order(sets):
     lfw, lfw_issame = sets['lfw']
     sets['lfw'] = (lfw + 0.8 * rng.normal(size=lfw.shape), lfw_issame)  # not all right
 
-    metrics = run_metric(FaceVerificationMetric(), all_samples(sets), sizes_of(sets))
+    # a FAR these small sets can reach (a 1e-3 they cannot: see the test after the next)
+    metrics = run_metric(FaceVerificationMetric(far_target=0.1), all_samples(sets),
+                         sizes_of(sets))
 
     for name, (embeddings, issame) in sets.items():
-        expected = evaluate_verification(embeddings, issame)
+        expected = evaluate_verification(embeddings, issame, far_target=0.1)
         assert metrics[f'{name}/accuracy'] == pytest.approx(expected.accuracy)
         assert metrics[f'{name}/accuracy_std'] == pytest.approx(expected.accuracy_std)
-        assert metrics[f'{name}/tar@far=1e-3'] == pytest.approx(expected.tar)
-        assert metrics[f'{name}/tar@far=1e-3_std'] == pytest.approx(expected.tar_std)
-        assert metrics[f'{name}/far@far=1e-3'] == pytest.approx(expected.far)
+        assert metrics[f'{name}/tar@far=1e-1'] == pytest.approx(expected.tar)
+        assert metrics[f'{name}/tar@far=1e-1_std'] == pytest.approx(expected.tar_std)
+        assert metrics[f'{name}/far@far=1e-1'] == pytest.approx(expected.far)
         assert metrics[f'{name}/threshold'] == pytest.approx(expected.best_thresholds.mean())
     assert metrics['cfp_fp/accuracy'] == 1.0 and metrics['lfw/accuracy'] < 1.0
 
@@ -251,6 +256,40 @@ def test_metric_without_dataset_meta_checks_indices(sets):
     metrics = run_metric(FaceVerificationMetric(far_target=1e-2), all_samples(sets))
 
     assert {'lfw/tar@far=1e-2', 'cfp_fp/tar@far=1e-2'} <= set(metrics)
+
+
+def test_a_tar_at_a_far_far_above_the_target_is_reported_as_0():
+    """Embeddings that all point one way (a diverged model's): every pair is accepted, so the
+    TAR is 1 at FAR 1, which is no TAR at FAR 1e-3."""
+    rng = np.random.default_rng(0)
+    embeddings = np.ones((80, 8)) + 1e-9 * rng.normal(size=(80, 8))
+    issame = np.arange(40) % 2 == 0
+    expected = evaluate_verification(embeddings, issame)
+    assert (expected.tar, expected.far) == (1.0, 1.0)
+
+    logger, warnings = MMLogger.get_current_instance(), []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        metrics = run_metric(FaceVerificationMetric(), samples_of('lfw', embeddings, issame),
+                             {'lfw': 80})
+    finally:
+        logger.removeHandler(handler)
+
+    assert metrics['lfw/tar@far=1e-3'] == 0 and metrics['lfw/far@far=1e-3'] == 1.0
+    assert any("set 'lfw': the thresholds chosen for FAR 1e-3 reach FAR 1 on the held-out "
+               'folds' in warning for warning in warnings), warnings
+
+
+def test_metric_refuses_embeddings_that_overflow_float32(sets):
+    samples = all_samples(sets)
+    for sample in samples[:80]:  # the lfw set, as a diverged model gives it (16-d here)
+        sample['pred_embedding'] *= 1e19
+
+    with pytest.raises(InputError, match=r"set 'lfw': 80 of 80 embeddings are too large for "
+                       r'float32 \(the first is image 0.*the model diverged'):
+        run_metric(FaceVerificationMetric(), samples, sizes_of(sets))
 
 
 def drop_set(samples, name):

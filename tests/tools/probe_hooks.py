@@ -88,3 +88,46 @@ class DumpHeadShardHook(Hook):
         torch.save(dict(classes=(head.class_start, head.class_end), weight=head.weight.detach(),
                         momentum=momentum.clone()),
                    osp.join(self.out_dir, f'head_shard_rank{get_rank()}.pth'))
+
+
+class KillDuringSaveHook(Hook):
+    """Kill the process at a chosen point of saving the checkpoint of epoch ``at_epoch``, the
+    same point every time (no timing involved):
+
+    - ``'checkpoint'``: in the middle of writing the checkpoint, at half the size of the
+      ``previous`` one (a file-size limit; the kernel sends SIGXFSZ, whose default action,
+      which Python ignores, is restored);
+    - ``'last_checkpoint'``: in the middle of writing ``last_checkpoint``, after 10 bytes (the
+      limit is set when that file, or its temporary, is opened for writing);
+    - ``'commit'``: with SIGKILL when the complete checkpoint is renamed into place.
+    """
+    priority = 'LOWEST'
+
+    def __init__(self, at_epoch, point, previous=None):
+        self.at_epoch, self.point, self.previous = at_epoch, point, previous
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        import resource
+        import sys
+
+        if runner.epoch + 1 != self.at_epoch:
+            return
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+        def limit(size):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+
+        def at_last_checkpoint(event, args):
+            if event == 'open' and osp.basename(str(args[0])).startswith(
+                    ('last_checkpoint', '.last_checkpoint.')) and 'r' not in (args[1] or ''):
+                limit(10)
+
+        def at_commit(event, args):
+            if event == 'os.rename' and str(args[1]).endswith(f'epoch_{self.at_epoch}.pth'):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        if self.point == 'checkpoint':
+            limit(os.path.getsize(osp.join(runner.work_dir, self.previous)) // 2)
+        else:
+            sys.addaudithook(at_last_checkpoint if self.point == 'last_checkpoint'
+                             else at_commit)

@@ -262,3 +262,26 @@ def test_exit_status_and_stderr_from_the_command_line(files, tmp_path):
         assert 'Traceback' not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith('error: ')
     assert not files['marker'].exists()
+
+
+@pytest.mark.parametrize('kind', ['wrong_arch', 'deploy_form'])
+def test_train_refuses_to_start_from_a_checkpoint_of_another_model(files, kind, tmp_path):
+    checkpoint = files['bad'][kind]
+    args = [files['config'], '--work-dir', tmp_path / 'work', '--cfg-options',
+            f'load_from={checkpoint}']
+
+    assert_refused('train', args, [files['config'], checkpoint], None,
+                   f'checkpoint {checkpoint} does not fit the model of the config',
+                   'keys with another shape' if kind == 'wrong_arch' else 'missing keys (',
+                   '--non-strict to load what fits')
+    assert not list((tmp_path / 'work').glob('*.pth'))  # nothing was trained
+
+
+def test_resuming_a_deploy_checkpoint_points_at_its_training_checkpoint(files, tmp_path):
+    checkpoint = files['bad']['deploy_form']
+
+    message = assert_refused('train', argv('train', files['config'], checkpoint, None,
+                                           tmp_path / 'work'),
+                             [files['config'], checkpoint], None, 'holds a deploy checkpoint',
+                             'resume from the training checkpoint it was converted from')
+    assert 'load_from' not in message  # which would train from missing BN weights

@@ -1,6 +1,7 @@
 """tools/dataset_converters/face_folder_to_rec.py: a folder per identity packed into RecordIO
 and read back, the same labels as MMPretrain's CustomDataset, and clean failures."""
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -159,3 +160,62 @@ def test_refuses_an_output_that_points_at_an_input(faces, tmp_path):
     message = one_line_error([faces, tmp_path / 'faces'])
 
     assert 'inside the input folder' in message and image.read_bytes() == before
+
+
+def one_face(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((8, 8, 3), 99, np.uint8))
+
+
+def test_reads_regular_files_only(tmp_path, capsys):
+    src = tmp_path / 'src'
+    one_face(src / 'id1' / 'a.png')
+    os.mkfifo(src / 'id1' / 'fifo.jpg')  # opening it would wait for a writer forever
+    os.symlink('/dev/zero', src / 'id1' / 'zero.jpg')  # reading it would never end
+    # should the FIFO be opened after all, a writer ends the wait (and the test fails)
+    threading.Thread(target=(src / 'id1' / 'fifo.jpg').write_bytes, args=(b'x', ),
+                     daemon=True).start()
+
+    run_in_process([src, tmp_path / 'faces'])
+
+    report = capsys.readouterr().out
+    assert 'packed 1 identities, 1 images' in report
+    assert f'skipped files (not a regular file): 2: {src / "id1" / "fifo.jpg"}' in report
+
+
+@pytest.mark.parametrize('link_target', ['.', '..'])
+def test_refuses_an_identity_folder_linked_into_the_source_tree(tmp_path, link_target):
+    src = tmp_path / 'src'
+    one_face(src / 'id1' / 'a.png')
+    os.symlink(link_target, src / 'id2')
+
+    message = one_line_error([src, tmp_path / 'out' / 'faces'])
+
+    assert f'identity folder {src / "id2"} is a link to' in message and 'remove the link' in message
+    assert not (tmp_path / 'out').exists()
+
+
+def png_declaring(width, height):
+    """A small PNG whose header declares ``width`` x ``height`` pixels (its CRC fixed)."""
+    import struct
+    import zlib
+
+    data = bytearray(cv2.imencode('.png', np.zeros((4, 4), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack('>II', width, height)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize('content, fragment', [
+    (b'', 'is empty (0 bytes)'),
+    (png_declaring(30000, 30000), 'declares 30000 x 30000 pixels, more than the limit'),
+], ids=['empty', 'bomb'])
+def test_empty_and_oversized_images_are_one_clear_error(tmp_path, content, fragment):
+    src = tmp_path / 'src'
+    one_face(src / 'id1' / 'a.png')
+    (src / 'id1' / 'b.png').write_bytes(content)
+
+    message = one_line_error([src, tmp_path / 'out' / 'faces'])
+
+    assert f'{src / "id1" / "b.png"} {fragment}' in message, message
+    assert not list((tmp_path / 'out').glob('*'))  # nor a temporary

@@ -1,9 +1,11 @@
 """Interrupted training through tools/train.py: a run killed with SIGKILL in the middle of an
 epoch, resumed with --resume, ends with exactly the weights, optimizer state and metrics of
 an uninterrupted run with the same seed; a run killed while writing a checkpoint leaves the
-previous one, which --resume continues from."""
+previous one, which --resume continues from; runs killed at several points of a save, each
+resumed, end with the uninterrupted run's weights."""
 import signal
 
+import pytest
 import torch
 from helpers_tools import (
     assert_resumed_from,
@@ -38,11 +40,19 @@ def accuracy(result):
     return lines[-1].split('accuracy/top1:')[1].split()[0]
 
 
-def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
-    data = make_image_folders(tmp_path / 'data')
-    plain = run_tool(['train.py', epoch_config(tmp_path / 'plain.py', data, tmp_path / 'd0'),
-                      '--work-dir', tmp_path / 'w0'], tmp_path)
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """The data, and a run never killed: its output and the folder of its state dumps."""
+    root = tmp_path_factory.mktemp('uninterrupted')
+    data = make_image_folders(root / 'data')
+    plain = run_tool(['train.py', epoch_config(root / 'plain.py', data, root / 'dump'),
+                      '--work-dir', root / 'work'], root)
     assert plain.returncode == 0, plain.stderr[-3000:]
+    return data, plain, root / 'dump'
+
+
+def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(uninterrupted, tmp_path):
+    data, plain, plain_dump = uninterrupted
 
     killing = epoch_config(tmp_path / 'kill.py', data, tmp_path / 'd1',
                            'dict(type="KillAfterIterHook", at_iter=5)')  # epoch 2 of 3
@@ -55,7 +65,7 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     assert_resumed_from(tmp_path / 'd1', tmp_path / 'w1' / 'epoch_1.pth')  # not from scratch
-    assert_same_final_state(tmp_path / 'd1', tmp_path / 'd0', iters=9)
+    assert_same_final_state(tmp_path / 'd1', plain_dump, iters=9)
     assert accuracy(resumed) == accuracy(plain)
 
 
@@ -78,3 +88,44 @@ def test_killed_while_saving_leaves_the_previous_checkpoint_to_resume_from(tmp_p
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert torch.load(tmp_path / 'dump' / 'before_train_rank0.pth')['iter'] == 3
     assert (work / 'epoch_3.pth').is_file()
+
+
+def partial_saves(work):
+    return sorted(path.name for path in work.iterdir() if '.tmp' in path.name)
+
+
+def test_kills_during_saves_resume_to_the_weights_of_an_uninterrupted_run(uninterrupted,
+                                                                          tmp_path):
+    """Three runs killed at three points of a save (in the checkpoint, in last_checkpoint, at
+    the rename of a complete checkpoint), each resumed with --resume, end with exactly the
+    weights and optimizer state of a run never killed. Each start removes the partial files
+    of the previous kill."""
+    data, _, plain_dump = uninterrupted
+    work, dump = tmp_path / 'work', tmp_path / 'dump'
+    kills = [  # (the epoch whose save is killed, where, how the process ends)
+        (2, 'point="checkpoint", previous="epoch_1.pth"', -signal.SIGXFSZ),
+        (2, 'point="last_checkpoint"', -signal.SIGXFSZ),
+        (3, 'point="commit"', -signal.SIGKILL),
+    ]
+    left_before = []
+    for round_, (epoch, point, status) in enumerate(kills):
+        killing = epoch_config(tmp_path / f'kill{round_}.py', data, dump,
+                               f'dict(type="KillDuringSaveHook", at_epoch={epoch}, {point})')
+        resume = ['--resume'] if round_ else []
+
+        killed = run_tool(['train.py', killing, '--work-dir', work, *resume], tmp_path)
+
+        assert killed.returncode == status, (round_, killed.stderr[-3000:])
+        left = partial_saves(work)
+        assert left and not set(left) & set(left_before), (round_, left, left_before)
+        left_before = left
+        last = (work / 'last_checkpoint').read_text()
+        assert last == str(work / f'epoch_{epoch - 1}.pth'), (round_, last)
+    assert (work / 'epoch_2.pth').is_file() and not (work / 'epoch_3.pth').exists()
+
+    resumed = run_tool(['train.py', epoch_config(tmp_path / 'resume.py', data, dump),
+                        '--work-dir', work, '--resume'], tmp_path)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert partial_saves(work) == [] and (work / 'epoch_3.pth').is_file()
+    assert_same_final_state(dump, plain_dump, iters=9)

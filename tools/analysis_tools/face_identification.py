@@ -18,10 +18,12 @@ with it, each probe image is one trial against the gallery and the distractors. 
 and the counts.
 """
 import argparse
+import math
 import os.path as osp
 import zipfile
 
 import numpy as np
+import torch
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import ToolError, load_model
@@ -62,6 +64,8 @@ def _load(path, option):
         raise ToolError(f'{option} {path}: no such file')
     try:
         return np.load(path, mmap_mode='r', allow_pickle=False)
+    except EOFError as error:  # numpy's word for an empty file
+        raise ToolError(f'{option} {path} is empty (0 bytes); save the embeddings again') from error
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ToolError(f'{option} {path} is not a readable .npy/.npz file ({error})') from error
 
@@ -95,14 +99,13 @@ def embed_lists(args):
     """``(probe, labels, gallery, gallery_labels, distractors)`` from image lists."""
     if not args.checkpoint:
         raise ToolError('--config needs --checkpoint (the face model to embed with)')
+    lists = {option: read_image_list(path, labelled)  # all checked before the model loads
+             for option, path, labelled in (('probe', args.probe, True),
+                                            ('gallery', args.gallery, True),
+                                            ('distractors', args.distractors, False)) if path}
     model, cfg = load_model(args.config, args.checkpoint)
-    embedded = {}
-    for option, path, labelled in (('probe', args.probe, True),
-                                   ('gallery', args.gallery, True),
-                                   ('distractors', args.distractors, False)):
-        if path:
-            paths, labels = read_image_list(path, labelled)
-            embedded[option] = (embed_images(model, cfg, paths, args.batch_size), labels)
+    embedded = {option: (embed_images(model, cfg, paths, args.batch_size), labels)
+                for option, (paths, labels) in lists.items()}
     if args.save_features:
         save_features(embedded, args.save_features)
     gallery = embedded.get('gallery', (None, None))
@@ -123,9 +126,28 @@ def save_features(embedded, folder):
                     np.savez(f, embeddings=embeddings, labels=labels)
 
 
+def check_options(args):
+    """Refuse a memory budget that is not a positive number and a device this machine lacks,
+    before any work."""
+    if args.chunk_size is None and not (math.isfinite(args.memory_mb) and args.memory_mb > 0):
+        raise ToolError(f'--memory-mb must be a positive number of MiB, got {args.memory_mb}; '
+                        'pass e.g. --memory-mb 1024 or --chunk-size N')
+    if args.device is None:
+        return
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError) as error:
+        raise ToolError(f'--device {args.device} is not a torch device ({error}); pass cpu or '
+                        'cuda[:N]') from error
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ToolError(f'--device {args.device}: torch.cuda.is_available() is False on this '
+                        'machine; pass --device cpu (or leave it out)')
+
+
 @tool_main
 def main(argv=None):
     args = parse_args(argv)
+    check_options(args)
     if args.config:
         probe, labels, gallery, gallery_labels, distractors = embed_lists(args)
     else:

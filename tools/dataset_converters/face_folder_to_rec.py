@@ -15,7 +15,10 @@ largest label and trailing empty identities are lost. The encoded images are cop
 are; ``--resize N`` decodes them, resizes them to N x N and encodes them again in their
 format (JPEG quality 95).
 
-Every image is decoded once to make sure that training will read it. The file listing is
+Every image is decoded once to make sure that training will read it. Only regular files are
+read (a FIFO, a device or a link to one is skipped and listed), of at most 64 MiB and 4096 x
+4096 pixels; an identity folder that is a link into SRC itself is refused (its images would
+be packed again under another identity). The file listing is
 held in memory (about 150 bytes per image: under 1 GB for MS1M-V2's 5.8 million). Read the
 result with::
 
@@ -24,6 +27,7 @@ result with::
 import argparse
 import os
 import os.path as osp
+import stat
 import sys
 from collections import defaultdict
 
@@ -34,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from mmrepmlp.apis import ToolError
 from mmrepmlp.datasets.face import RecordWriter
+from mmrepmlp.datasets.face.images import decode_image
 from mmrepmlp.utils.errors import InputError
 from mmrepmlp.utils.files import check_writable
 
@@ -41,6 +46,7 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 JPEG_QUALITY = 95
 EXAMPLES_PER_REASON = 3
 FLOAT32_EXACT_INTEGERS = 2**24
+MAX_IMAGE_BYTES = 64 << 20  # an encoded face crop is a few KB
 
 
 def parse_args(argv=None):
@@ -93,10 +99,12 @@ class FolderListing:
             found.extend(osp.join(directory, name) for name in names)
         images = []
         for path in sorted(found, key=lambda path: osp.relpath(path, folder)):
-            if path.lower().endswith(IMAGE_EXTENSIONS):
-                images.append(path)
-            else:
+            if not path.lower().endswith(IMAGE_EXTENSIONS):
                 self.skipped[f'not {"/".join(IMAGE_EXTENSIONS)}'].append(path)
+            elif not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, /dev/zero never end
+                self.skipped['not a regular file'].append(path)
+            else:
+                images.append(path)
         return images
 
 
@@ -106,11 +114,25 @@ def _raise(error):
 
 def list_folder(src):
     """:class:`FolderListing` of ``src``, an unreadable folder reported as a ToolError."""
+    check_identity_links(src)
     try:
         return FolderListing(src)
     except OSError as exc:
         raise ToolError(f'cannot list {exc.filename} ({exc.strerror}); fix its permissions or '
                         'move it out of the input folder') from exc
+
+
+def check_identity_links(src):
+    """Refuse an identity folder that is a link into ``src`` (or to ``src`` or above it): its
+    images would be packed a second time, under another identity."""
+    source = osp.realpath(src)
+    for entry in os.scandir(src):
+        if entry.is_symlink() and entry.is_dir():
+            target = osp.realpath(entry.path)
+            if osp.commonpath([source, target]) in (source, target):
+                raise ToolError(f'identity folder {entry.path} is a link to {target}, inside '
+                                f'{src} (or above it): its images would be packed again under '
+                                'another identity; remove the link')
 
 
 def output_paths(out):
@@ -136,15 +158,8 @@ def check_paths(src, outputs):
 def encoded_image(path, resize):
     """The bytes to store for the image at ``path``: the file's, or re-encoded at
     ``resize`` x ``resize``."""
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as exc:
-        raise ToolError(f'cannot read {path} ({exc.strerror}); fix its permissions or remove '
-                        'it') from exc
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ToolError(f'{path} does not decode as a JPEG or PNG image; replace or remove it')
+    data = read_image_file(path)
+    image = decode_image(data, path, 'replace or remove it', flag=cv2.IMREAD_UNCHANGED)
     if resize is None:
         return data
     shrinking = max(image.shape[:2]) > resize
@@ -155,6 +170,24 @@ def encoded_image(path, resize):
     else:
         _, encoded = cv2.imencode('.jpg', resized, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return encoded.tobytes()
+
+
+def read_image_file(path):
+    """The bytes of the regular file ``path``, of at most :data:`MAX_IMAGE_BYTES` (checked on
+    the opened file: it may have been replaced since the listing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        with os.fdopen(fd, 'rb') as f:
+            status = os.fstat(f.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise ToolError(f'{path} is no longer a regular file; remove it')
+            if status.st_size > MAX_IMAGE_BYTES:
+                raise ToolError(f'{path} holds {status.st_size:,} bytes, more than the '
+                                f'{MAX_IMAGE_BYTES >> 20} MiB an image may have; remove it')
+            return f.read(MAX_IMAGE_BYTES + 1)[:MAX_IMAGE_BYTES]
+    except OSError as exc:
+        raise ToolError(f'cannot read {path} ({exc.strerror}); fix its permissions or remove '
+                        'it') from exc
 
 
 def write_records(writer, listing, header, seed, resize, advance):

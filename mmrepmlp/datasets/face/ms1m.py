@@ -2,13 +2,14 @@
 import copy
 import os.path as osp
 
-import mmcv
 import numpy as np
 from mmengine.dataset.base_dataset import force_full_init
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .recordio import RecordReader, read_face_layout
+from ...utils.errors import InputError
+from .images import MAX_IMAGE_PIXELS, decode_image
+from .recordio import RecordReader, check_image_label, read_face_layout
 
 
 @DATASETS.register_module()
@@ -39,14 +40,19 @@ class MXFaceDataset(BaseDataset):
         data_root (str): the folder of the files.
         rec_file (str): the ``.rec`` file, relative to ``data_root``. Defaults to 'train.rec'.
         idx_file (str): its ``.idx`` file, relative to ``data_root``. Defaults to 'train.idx'.
+        max_image_pixels (int): the most pixels an image may declare; a larger one (a
+            decompression bomb) is refused before it is decoded. Defaults to 4096 x 4096.
         **kwargs: other arguments of :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``, ``metainfo``, ...).
     """
 
-    def __init__(self, data_root, rec_file='train.rec', idx_file='train.idx', **kwargs):
+    def __init__(self, data_root, rec_file='train.rec', idx_file='train.idx',
+                 max_image_pixels=MAX_IMAGE_PIXELS, **kwargs):
         self.rec_file, self.idx_file = rec_file, idx_file
+        self.max_image_pixels = max_image_pixels
         self.reader = None
         self._keys = self._labels = np.empty(0, dtype=np.int64)
+        self._has_header = False
         super().__init__(ann_file='', data_root=data_root, **kwargs)
 
     @property
@@ -69,6 +75,7 @@ class MXFaceDataset(BaseDataset):
         self.reader = RecordReader(self.rec_path, self.idx_path)
         layout = read_face_layout(self.reader)
         self._keys, self._labels = layout.image_keys, layout.labels
+        self._has_header = layout.has_header
         self._metainfo['num_identities'] = layout.num_identities
         self._metainfo.setdefault('classes', tuple(map(str, range(layout.num_identities))))
         if self._indices is not None:
@@ -91,9 +98,14 @@ class MXFaceDataset(BaseDataset):
         """Read and decode image ``idx`` and run the pipeline on it."""
         data_info = self.get_data_info(idx)
         key = data_info['record_key']
-        img = mmcv.imfrombytes(self.reader.read(key).image, flag='color', channel_order='bgr')
-        if img is None:
-            raise self.reader.error(key, 'the image does not decode as JPEG or PNG')
+        record = self.reader.read(key)
+        if self._has_header:
+            check_image_label(self.reader, key, data_info['gt_label'], record)
+        try:
+            img = decode_image(record.image, 'the image', 'pack the file again',
+                               max_pixels=self.max_image_pixels)
+        except InputError as exc:
+            raise self.reader.error(key, str(exc)) from exc
         data_info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
         return self.pipeline(data_info)
 

@@ -20,17 +20,25 @@ header: every key is an image whose label is the identity.
 
 :class:`RecordReader` is safe in dataloader workers and distributed training: it opens its file
 lazily, re-opens it in a process that did not open it (a forked worker), and is pickled without
-it (a spawned worker).
+it (a spawned worker); threads may share it (its reads are positional, ``os.pread``).
+
+A file that contradicts itself is refused, naming the file, the record key and its byte
+offset, as corruption is: two keys at one offset, identity ranges that overlap, labels that are
+not whole numbers (or NaN), a header-less label beyond the record count, an image whose own
+label is not the identity its key range gives (:func:`check_image_label`, when it is read).
 """
 import contextlib
+import math
 import os
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 
+from mmrepmlp.utils.errors import InputError
 from mmrepmlp.utils.files import staged_files
 
 MAGIC = 0xCED7230A
@@ -45,9 +53,10 @@ WHOLE, FIRST, MIDDLE, LAST = range(4)  # continuation flags
 _IDENTITY_PREFIX = PART_HEADER.size + IR_HEADER.size + LABEL_VALUE.size
 
 
-class RecordIOError(ValueError):
+class RecordIOError(InputError):
     """A ``.rec``/``.idx`` pair that is truncated, corrupt or does not match; the message names
-    the file, the record key and the byte offset."""
+    the file, the record key and the byte offset (a ``ValueError``: an
+    :class:`~mmrepmlp.utils.errors.InputError`, which the tools print as one line)."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +178,11 @@ class RecordReader:
         if repeated.size:
             raise RecordIOError(f'{self.idx_path}: record {self._keys[repeated[0]]} is listed '
                                 'twice; fetch the .idx that belongs to the .rec again')
+        _check_distinct_offsets(self.idx_path, self._keys, self._offsets)
         self._file = None
         self._file_size = 0
         self._pid = None
+        self._opening = threading.Lock()
 
     @property
     def keys(self):
@@ -194,12 +205,20 @@ class RecordReader:
             raise self.error(key, str(exc)) from exc
 
     def read_identity(self, key):
-        """Return :attr:`Record.identity` of record ``key``, reading its header only."""
+        """Return :attr:`Record.identity` of record ``key``, reading its header only.
+
+        Raises:
+            RecordIOError: the label is not a whole number.
+        """
         return self._identity_at(key, self._offset(key))
 
     def read_identities(self):
         """:attr:`Record.identity` of every record, keys ascending (int64 array), reading the
-        first 36 bytes of each (some 5 s per million records in the page cache)."""
+        first 36 bytes of each (some 5 s per million records in the page cache).
+
+        Raises:
+            RecordIOError: a label is not a whole number.
+        """
         return np.fromiter(map(self._identity_at, self._keys.tolist(), self._offsets.tolist()),
                            dtype=np.int64, count=len(self))
 
@@ -238,16 +257,23 @@ class RecordReader:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_file=None, _pid=None)  # a file handle does not cross processes
+        # neither a file handle nor a lock crosses processes
+        state.update(_file=None, _pid=None, _opening=None)
         return state
 
+    def __setstate__(self, state):
+        self.__dict__.update(state, _opening=threading.Lock())
+
     def _handle(self):
-        # A forked worker inherits the parent's handle, whose position it would share with
-        # the parent and its siblings: every process opens its own.
+        # A forked worker inherits the parent's handle, whose offset it would share with the
+        # parent and its siblings: every process opens its own (reads are positional, so
+        # threads share it).
         if self._pid != os.getpid():
-            self._file = open(self.rec_path, 'rb', buffering=0)  # each read is a whole part
-            self._file_size = os.fstat(self._file.fileno()).st_size
-            self._pid = os.getpid()
+            with self._opening:
+                if self._pid != os.getpid():
+                    handle = open(self.rec_path, 'rb', buffering=0)
+                    self._file_size = os.fstat(handle.fileno()).st_size
+                    self._file, self._pid = handle, os.getpid()
         return self._file
 
     def _offset(self, key):
@@ -264,8 +290,7 @@ class RecordReader:
             raise self.error(key, f'{size} bytes at byte {position} run past the end of the '
                              f'file ({self._file_size} bytes): it is truncated or the index '
                              'does not belong to it')
-        handle.seek(position)
-        data = handle.read(size)
+        data = os.pread(handle.fileno(), size, position)  # no shared file offset
         if len(data) != size:
             raise self.error(key, f'short read at byte {position}: {len(data)} of {size} bytes')
         return data
@@ -282,6 +307,16 @@ class RecordReader:
                              'not belong to it')
         return lrecord
 
+    def _check_within_file(self, key, offset, length):
+        """Refuse a part that runs past the end of the file (a truncated file), found from its
+        header alone."""
+        end = offset + PART_HEADER.size + length
+        if end > self._file_size:
+            raise self.error(key, f'its {length} bytes run past the end of the file '
+                             f'({self._file_size} bytes, the record would end at {end}): it '
+                             'is truncated or the index does not belong to it; fetch the file '
+                             'again')
+
     def _identity_at(self, key, offset):
         # One read for the part header, the IRHeader and the first label value: scanning the
         # labels of millions of records is bound by the calls per record.
@@ -289,13 +324,37 @@ class RecordReader:
         size = max(min(_IDENTITY_PREFIX, self._file_size - offset), PART_HEADER.size)
         prefix = self._read_at(key, offset, size)
         lrecord = self._check_magic(key, offset, prefix)
+        self._check_within_file(key, offset, lrecord & LENGTH_MASK)
         if (len(prefix) < _IDENTITY_PREFIX or lrecord >> LENGTH_BITS != WHOLE
                 or lrecord & LENGTH_MASK < _IDENTITY_PREFIX - PART_HEADER.size):
-            return self.read(key).identity  # split, image-less or truncated: parse it whole
+            record = self.read(key)  # split, image-less or truncated: parse it whole
+            return whole_label(self, key, record.label if record.flag == 0 else record.label[0],
+                               'label')
         flag, label, _, _ = IR_HEADER.unpack_from(prefix, PART_HEADER.size)
         if flag > 0:
             label = LABEL_VALUE.unpack_from(prefix, PART_HEADER.size + IR_HEADER.size)[0]
-        return int(label)
+        return whole_label(self, key, label, 'label')
+
+
+def _check_distinct_offsets(idx_path, keys, offsets):
+    """Refuse two keys at one byte offset: one of them would read the other's record."""
+    order = np.argsort(offsets, kind='stable')
+    shared = np.flatnonzero(np.diff(offsets[order]) == 0)
+    if shared.size:
+        first, second = sorted(keys[order[shared[0]:shared[0] + 2]].tolist())
+        raise RecordIOError(f'{idx_path}: records {first} and {second} both start at byte '
+                            f'{offsets[order[shared[0]]]}, so one of them would read the '
+                            "other's record; fetch the .idx that belongs to the .rec again")
+
+
+def whole_label(reader, key, value, what):
+    """``value`` (a float32 label of record ``key``) as an int, or a :class:`RecordIOError`
+    when it is not a whole number (0.7 would silently become identity 0; NaN cannot be one).
+    """
+    if not (math.isfinite(value) and value == int(value)):
+        raise reader.error(key, f'the {what} {value!r} is not a whole number (identities and '
+                           'record keys are); the file is corrupt, pack it again')
+    return int(value)
 
 
 def _padded(length):
@@ -422,19 +481,32 @@ def read_face_layout(reader):
     if labels.min() < 0:
         raise reader.error(keys[np.argmin(labels)], f'negative identity label {labels.min()}; '
                            'identities count from 0')
+    _check_labels_within_records(reader, keys, labels)
     return FaceLayout(keys, labels, int(labels.max()) + 1, has_header=False)
+
+
+def _check_labels_within_records(reader, keys, labels):
+    """A header-less file counts its identities up to its largest label: a label at or
+    beyond the record count names more identities than the file has images."""
+    if labels.max() >= len(keys):
+        raise reader.error(keys[np.argmax(labels)], f'the label {labels.max()} is not below '
+                           f'the {len(keys)} records of the file: a header-less file numbers '
+                           'its identities from 0, so the label is corrupt; pack the folder '
+                           'again')
 
 
 def _layout_from_identity_records(reader, header):
     if header.flag < 2:
         raise reader.error(0, f'the header record has {header.flag} label value, not '
                            "insightface's [first identity key, end key]")
-    first_identity, end = int(header.label[0]), int(header.label[1])
+    first_identity, end = (whole_label(reader, 0, value, 'header value')
+                           for value in header.label[:2])
     if not 1 <= first_identity < end:
         raise reader.error(0, f'the header range [{first_identity}, {end}) names no identity '
                            'record')
     ranges = np.array([_identity_range(reader, key, first_identity)
                        for key in range(first_identity, end)], dtype=np.int64)
+    _check_disjoint_ranges(reader, first_identity, ranges)
     keys = np.concatenate([np.arange(start, stop, dtype=np.int64) for start, stop in ranges])
     if keys.size == 0:
         raise reader.error(0, 'every identity record has an empty image range')
@@ -446,8 +518,33 @@ def _identity_range(reader, key, first_identity):
     record = reader.read(key)
     if record.flag < 2:
         raise reader.error(key, 'an identity record without a [start, end) label vector')
-    start, stop = int(record.label[0]), int(record.label[1])
+    start, stop = (whole_label(reader, key, value, 'range bound') for value in record.label[:2])
     if not 1 <= start <= stop <= first_identity:
         raise reader.error(key, f'the identity range [{start}, {stop}) lies outside the image '
                            f'keys 1 .. {first_identity - 1}')
     return start, stop
+
+
+def _check_disjoint_ranges(reader, first_identity, ranges):
+    """Refuse identity ranges that overlap: their shared images would get two identities."""
+    order = np.argsort(ranges[:, 0], kind='stable')
+    overlapping = np.flatnonzero(ranges[order[1:], 0] < ranges[order[:-1], 1])
+    if overlapping.size:
+        first, second = sorted(order[overlapping[0]:overlapping[0] + 2].tolist())
+        (start, stop), (other_start, other_stop) = ranges[first], ranges[second]
+        raise reader.error(first_identity + second, f'its image range [{other_start}, '
+                           f'{other_stop}) overlaps [{start}, {stop}) of record '
+                           f'{first_identity + first}, which would give their shared images '
+                           'two identities; the file is corrupt, pack it again')
+
+
+def check_image_label(reader, key, label, record):
+    """Refuse the image record ``key`` of a file with insightface's header when its own label
+    is not ``label``, the identity its key range gives: the ``.idx`` then points the key at
+    another identity's record. (A header-less file's labels are the records' own.)"""
+    own = whole_label(reader, key, record.label if record.flag == 0 else record.label[0],
+                      'label')
+    if own != label:
+        raise reader.error(key, f'the image record is labelled identity {own}, but its key lies '
+                           f'in the image range of identity {label}: the index points the key '
+                           'at another record; fetch the .idx that belongs to the .rec again')

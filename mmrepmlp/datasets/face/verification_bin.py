@@ -6,7 +6,9 @@ published files were written by Python 2 (``str`` payloads, read back as ``bytes
 ``encoding='bytes'``); files packed with ``cv2.imencode`` hold each image as a numpy ``uint8``
 array instead of ``bytes``. They are downloaded from the internet, so they are unpickled with
 an allow-list: lists, tuples, bytes, booleans, and numpy ``uint8``/``bool`` arrays and
-scalars; any other global (``os.system``, ``builtins.eval``, ...) is refused before it runs.
+scalars; any other global (``os.system``, ``builtins.eval``, ...) is refused before it runs,
+and so is a call of ``numpy.ndarray`` itself, which allocates an array of any size from a few
+bytes (a pickled array is rebuilt from its data in the file, bounded by the file's size).
 """
 import os.path as osp
 import pickle
@@ -16,6 +18,7 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
 from ...utils.errors import InputError
+from .images import MAX_IMAGE_PIXELS, decode_image
 
 __all__ = ['FaceVerificationDataset', 'decode_face_image', 'load_verification_bin']
 
@@ -55,9 +58,17 @@ class _CheckedArray(np.ndarray):
         super().__setstate__(state)
 
 
+class _NdarrayType:
+    """What ``numpy.ndarray`` unpickles to: the type argument of ``_reconstruct``. Called,
+    it would allocate an array of any size (and any dtype, given as a string): refused."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _RefusedPickle(f'numpy.ndarray{args!r}, an array allocated without its data')
+
+
 def _empty_array(subtype, shape, typecode):
     """``numpy.core.multiarray._reconstruct``: an empty array, filled by its pickled state."""
-    if subtype is not np.ndarray:
+    if subtype is not _NdarrayType:
         raise _RefusedPickle(f'an array of type {subtype!r}')
     return np.empty(0, dtype=np.uint8).view(_CheckedArray)
 
@@ -81,8 +92,17 @@ def _latin1_bytes(text, encoding='latin1'):
     return text.encode('latin1')
 
 
+def _empty_bytes(*args):
+    """``bytes()``: how protocol 2 pickles written by Python 3 store ``b''`` (an empty image);
+    with arguments it would allocate memory, so none is accepted."""
+    if args:
+        raise _RefusedPickle(f'bytes{args!r}')
+    return b''
+
+
 _ALLOWED_GLOBALS = {('_codecs', 'encode'): _latin1_bytes, ('numpy', 'dtype'): _dtype,
-                    ('numpy', 'ndarray'): np.ndarray}
+                    ('numpy', 'ndarray'): _NdarrayType, ('__builtin__', 'bytes'): _empty_bytes,
+                    ('builtins', 'bytes'): _empty_bytes}
 for _core in ('numpy.core', 'numpy._core'):  # written by numpy 1.x, 2.x
     _ALLOWED_GLOBALS.update({(f'{_core}.multiarray', '_reconstruct'): _empty_array,
                              (f'{_core}.multiarray', 'scalar'): _scalar,
@@ -175,19 +195,15 @@ def _named_bin_files(bin_files):
     return named
 
 
-def decode_face_image(encoded, where):
+def decode_face_image(encoded, where, max_pixels=MAX_IMAGE_PIXELS):
     """Decode an encoded image to a BGR ``uint8`` ``(H, W, 3)`` array.
 
     Raises:
-        InputError: the bytes are not an image; ``where`` names it in the message.
+        InputError: the bytes are empty, too large an image or not an image; ``where`` names
+            it in the message.
     """
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f'{where} cannot be decoded as an image; the file is corrupt, download '
-                         'it again')
-    return image
+    return decode_image(encoded, where, 'the file is corrupt, download it again',
+                        max_pixels=max_pixels)
 
 
 @DATASETS.register_module()
@@ -210,15 +226,18 @@ class FaceVerificationDataset(BaseDataset):
             (``['lfw.bin', 'cfp_fp.bin']`` -> ``lfw``, ``cfp_fp``). Relative paths are
             relative to ``data_root``.
         data_root (str): the folder of the files. Defaults to ''.
+        max_image_pixels (int): the most pixels an image may declare; a larger one (a
+            decompression bomb) is refused before it is decoded. Defaults to 4096 x 4096.
         **kwargs: other arguments of :class:`mmpretrain.datasets.BaseDataset`
             (``pipeline``, ``test_mode``, ...), except ``indices``, which would split pairs.
     """
 
-    def __init__(self, bin_files, data_root='', **kwargs):
+    def __init__(self, bin_files, data_root='', max_image_pixels=MAX_IMAGE_PIXELS, **kwargs):
         if kwargs.get('indices') is not None:
             raise ValueError('FaceVerificationDataset does not take indices: a subset would '
                              'split pairs and folds; pack a smaller .bin instead')
         self.bin_files = _named_bin_files(bin_files)
+        self.max_image_pixels = max_image_pixels
         super().__init__(ann_file='', data_root=data_root, **kwargs)
 
     def load_data_list(self):
@@ -238,6 +257,6 @@ class FaceVerificationDataset(BaseDataset):
         data_info = self.get_data_info(idx)
         img = decode_face_image(
             data_info.pop('img_bytes'),
-            f'{data_info["bin_file"]}: image {data_info["index_in_set"]}')
+            f'{data_info["bin_file"]}: image {data_info["index_in_set"]}', self.max_image_pixels)
         data_info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
         return self.pipeline(data_info)

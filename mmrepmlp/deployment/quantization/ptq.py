@@ -15,14 +15,22 @@ the per-group FCs.
 import copy
 import functools
 import itertools
+import math
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
 from ...models.layers import GroupwiseFC
+from ...utils.errors import InputError
 from ..convert import convert_model
 from ..inference import compile_frozen, inductor_available, make_inference_only
+from ..outputs import output_tensors
+
+# The largest accepted relative RMS difference between the int8 and float32 outputs on the
+# held-back calibration batch: a well calibrated model differs by about 1%, one calibrated
+# on an outlier or on inputs of another scale by about 100%.
+INT8_TOLERANCE = 0.2
 
 
 class SplitGroupwiseFC(nn.Module):
@@ -74,12 +82,19 @@ class Int8Network(nn.Module):
 
 
 def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compile=True,
-                  log=print):
+                  tolerance=INT8_TOLERANCE, strict=True, log=print):
     """An int8 copy of ``model`` by static post-training quantization, on the CPU.
 
     The copy is converted to the deploy form first, its network exported with a dynamic
     batch size, calibrated on ``calibration``, converted to int8 and compiled. ``model`` is
     not changed.
+
+    Calibration is checked: the last batch (the second half of a single batch) is held back,
+    the int8 network calibrated on the others is compared with the float32 network on it, and
+    a relative RMS difference above ``tolerance`` is refused, naming the layer whose
+    calibrated range differs most from the held-back batch's (an outlier, or inputs of
+    another scale, make every other input quantize to a few values). The returned model is
+    then calibrated on every batch.
 
     Args:
         model (nn.Module): the model in eval mode, training or deploy form: any module taking
@@ -87,7 +102,6 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
         calibration (Iterable): calibration batches: input tensors ``(N, C, H, W)`` (the
             network's input: for a ``BaseModel`` already preprocessed), or, for a
             ``BaseModel``, dataloader batches (dicts), run through its data preprocessor.
-            Batches of more than one image (1 would fix the batch size to 1).
         max_batches (int, optional): use at most this many batches. Defaults to all.
         reduce_range (bool, optional): quantize activations to 7 bits, which int8 kernels need
             on CPUs without VNNI (whose 16-bit intermediate sums could saturate). By default,
@@ -96,6 +110,10 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
             shape compiles once); False runs the reference graph (see :class:`Int8Network`),
             enough to inspect the int8 weights or check accuracy without compiling.
             Defaults to True.
+        tolerance (float): the largest accepted relative RMS difference between the int8
+            and float32 outputs on the held-back batch. Defaults to :data:`INT8_TOLERANCE`.
+        strict (bool): refuse a model beyond ``tolerance``; False logs a warning instead.
+            Defaults to True.
         log (Callable[[str], None]): where the lines saying what was done go.
 
     Returns:
@@ -103,7 +121,9 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
         int8 kernels.
 
     Raises:
-        ValueError: ``model`` is in train mode, or ``calibration`` has no batch.
+        ValueError: ``model`` is in train mode.
+        InputError: ``calibration`` has no batch, holds NaN or infinite values or a single
+            value, or (``strict``) the int8 model differs beyond ``tolerance``.
         TypeError: a calibration batch is neither a tensor nor (for a ``BaseModel``) a dict.
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -114,26 +134,129 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     quantized = copy.deepcopy(model).cpu()
     converted = convert_model(quantized, log=lambda line: None)
     inputs = calibration_inputs(quantized, calibration, max_batches)
+    _check_not_constant(inputs)
     name, network = _network(quantized)
     swapped = _as_split_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
-    exported = torch.export.export(network, (inputs[0], ),
+    # an example batch of 1 would fix the batch size to 1
+    example = inputs[0] if len(inputs[0]) > 1 else inputs[0].expand(2, *inputs[0].shape[1:])
+    exported = torch.export.export(network, (example, ),
                                    dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
     prepared = prepare_pt2e(exported, _quantizer(reduce_range))
-    with torch.no_grad():
-        for batch_inputs in inputs:
-            prepared(batch_inputs)
+    calibrating, held_back = _hold_back(inputs)
+    _observe(prepared, calibrating)
+    error = _check_held_back(prepared, network, held_back, tolerance, strict, log)
+    _observe(prepared, held_back)
     int8 = Int8Network(convert_pt2e(prepared), compile)
     if name is None:
         quantized = int8
     else:
         setattr(quantized, name, int8)
+    checked = ('a single image, no held-back check' if error is None else
+               f'{error:.1%} from float32 (relative RMS) on the held-back batch')
     log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
         f'{len(swapped)} groupwise FCs quantized as one FC per group; calibrated on '
-        f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images); '
+        f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images): {checked}; '
         f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
         f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
     return make_inference_only(quantized)
+
+
+def _observe(prepared, batches):
+    with torch.no_grad():
+        for batch in batches:
+            prepared(batch)
+
+
+def _hold_back(inputs):
+    """``(calibrating, held back)`` batches: the last batch is held back, or the second half
+    of a single batch (none of a single image)."""
+    if len(inputs) > 1:
+        return inputs[:-1], inputs[-1:]
+    half = (len(inputs[0]) + 1) // 2
+    return [inputs[0][:half]], [inputs[0][half:]] if half < len(inputs[0]) else []
+
+
+def _check_not_constant(inputs):
+    low = min(batch.min().item() for batch in inputs)
+    high = max(batch.max().item() for batch in inputs)
+    if low == high:
+        raise InputError(f'every calibration value is {low:g}: the int8 ranges would be '
+                         'empty; calibrate on real inputs, preprocessed as the model sees them')
+
+
+def _check_held_back(prepared, network, held_back, tolerance, strict, log):
+    """Compare the int8 network calibrated so far with the float32 one on ``held_back``;
+    refuse (or with ``strict`` False, warn) above ``tolerance``. Returns the relative RMS
+    difference (None without a held-back batch: a single calibration image)."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    if not held_back:
+        return None
+    int8 = convert_pt2e(copy.deepcopy(prepared))
+    squared_error = squared_norm = 0.0
+    with torch.no_grad():
+        for batch in held_back:
+            for quantized, reference in zip(output_tensors(int8(batch)),
+                                            output_tensors(network(batch))):
+                squared_error += (quantized.double() - reference.double()).square().sum().item()
+                squared_norm += reference.double().square().sum().item()
+    error = math.sqrt(squared_error / max(squared_norm, torch.finfo(torch.float64).tiny))
+    if error <= tolerance:
+        return error
+    problem = (f'the int8 model differs from float32 by {error:.0%} (relative RMS) on the '
+               f'held-back calibration batch, above the tolerance of {tolerance:.0%}: '
+               f'{_most_changed_range(prepared, held_back)}')
+    if strict:
+        raise InputError(f'{problem}; calibrate on batches without outliers, all preprocessed '
+                         'as the model inputs are (or pass strict=False to keep this model)')
+    log(f'quantize_int8: warning: {problem}')
+    return error
+
+
+def _activation_observers(prepared):
+    """``{observer module name: what it observes}`` of the activations (not the weights)."""
+    observed = {}
+    for node in prepared.graph.nodes:
+        source = node.args[0] if node.op == 'call_module' and node.args else None
+        if (getattr(source, 'op', 'get_attr') != 'get_attr'
+                and hasattr(prepared.get_submodule(node.target), 'min_val')):
+            stack = list(source.meta.get('nn_module_stack', {}).values())
+            observed[node.target] = (
+                'the input' if source.op == 'placeholder' else
+                f'the output of {stack[-1][0]} ({stack[-1][1].rpartition(".")[2]})' if stack
+                else source.name)
+    return observed
+
+
+def _most_changed_range(prepared, held_back):
+    """Which activation range the calibration set differs most in from ``held_back``."""
+    probe = copy.deepcopy(prepared)  # running it updates its observers
+    seen, handles = {}, []
+
+    def record(name):
+        def hook(module, args):
+            low, high = args[0].min().item(), args[0].max().item()
+            old = seen.get(name, (low, high))
+            seen[name] = (min(old[0], low), max(old[1], high))
+        return hook
+
+    observers = _activation_observers(probe)
+    for name in observers:
+        handles.append(probe.get_submodule(name).register_forward_pre_hook(record(name)))
+    _observe(probe, held_back)
+    tiny = torch.finfo(torch.float32).tiny
+
+    def change(name):
+        observer = prepared.get_submodule(name)
+        calibrated = observer.max_val.max().item() - observer.min_val.min().item()
+        return abs(math.log(max(calibrated, tiny) / max(seen[name][1] - seen[name][0], tiny)))
+
+    name = max((name for name in observers if name in seen), key=change)
+    observer = prepared.get_submodule(name)
+    return (f'{observers[name]} was calibrated to [{observer.min_val.min().item():.4g}, '
+            f'{observer.max_val.max().item():.4g}] and spans [{seen[name][0]:.4g}, '
+            f'{seen[name][1]:.4g}] on the held-back batch')
 
 
 def _quantizer(reduce_range):
@@ -161,16 +284,21 @@ def calibration_inputs(model, calibration, max_batches=None):
     """The network inputs (CPU tensors) of the calibration batches; see :func:`quantize_int8`.
     """
     batches = []
-    for batch in itertools.islice(calibration, max_batches):
+    for index, batch in enumerate(itertools.islice(calibration, max_batches)):
         if isinstance(batch, dict) and isinstance(model, BaseModel):
             with torch.no_grad():
                 batch = model.data_preprocessor(batch, False)['inputs']
         if not isinstance(batch, torch.Tensor):
             raise TypeError('calibration batches must be input tensors, or dataloader batches '
                             f'(dicts) for an MMEngine model; got a {type(batch).__name__}')
+        if batch.is_floating_point() and not torch.isfinite(batch).all():
+            raise InputError(f'calibration batch {index} holds '
+                             f'{(~torch.isfinite(batch)).sum().item()} NaN or infinite values; '
+                             'calibrate on finite inputs (check the data and its '
+                             'preprocessing)')
         batches.append(batch.cpu())
     if not batches:
-        raise ValueError('calibration has no batch; pass a dataloader or a list of input '
+        raise InputError('calibration has no batch; pass a dataloader or a list of input '
                          'tensors (a few hundred images are enough)')
     return batches
 

@@ -100,14 +100,18 @@ def _exact_similarities(query, vectors):
 
 
 def _unit_chunk(rows, first_row, what):
-    """Rows of a chunk as float32 unit vectors; errors name the row in the whole array."""
+    """Rows of a chunk as float32 unit vectors; errors name the row in the whole array.
+
+    Each row is divided by its largest magnitude first: the float32 norm of a finite row can
+    overflow (a value of 3e38 squared)."""
     rows = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    bad = np.flatnonzero(~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0))
+    scales = np.abs(rows).max(axis=1, keepdims=True)
+    bad = np.flatnonzero(~np.isfinite(scales[:, 0]) | (scales[:, 0] == 0))
     if bad.size:
         raise ValueError(f'{what}: row {first_row + bad[0]} is NaN, infinite or all zeros; '
                          'remove it or recompute its embedding')
-    return rows / norms
+    rows = rows / scales
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 class _Source:
@@ -294,6 +298,9 @@ def identification_rank1(probe, probe_labels, distractors=None, gallery=None,
             unknown or unavailable backend.
     """
     probe = unit_embeddings(probe, 'probe embeddings')
+    if len(probe) == 0:
+        raise ValueError('the probe holds no embedding (0 rows); give the embeddings of at least '
+                         'two images of an identity')
     labels = _labels(probe_labels, len(probe), 'probe_labels')
     distractors = _distractor_array(distractors, probe.shape[1])
     sources = [_Source(distractors, None, 'distractors')]
@@ -301,6 +308,10 @@ def identification_rank1(probe, probe_labels, distractors=None, gallery=None,
         queries, scores = _megaface_trials(probe, labels)
     else:
         gallery_units = unit_embeddings(gallery, 'gallery embeddings')
+        if gallery_units.shape[1] != probe.shape[1]:
+            raise ValueError(f'the gallery embeddings have {gallery_units.shape[1]} dimensions '
+                             f'and the probe embeddings {probe.shape[1]}; embed both with one '
+                             'model')
         gallery_labels = _labels(gallery_labels, len(gallery_units), 'gallery_labels')
         queries, scores = _gallery_trials(probe, labels, gallery_units, gallery_labels)
         # the raw rows, so that a distractor equal to a gallery image ties with it exactly

@@ -9,12 +9,15 @@ use ``set_sizes`` (``{set_name: number of images}``, which the dataset provides)
 every image of every set arrived exactly once; without it, the images of each set that arrived
 must be numbered ``0 .. n-1`` with ``n`` even.
 """
+import logging
 import os.path as osp
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 from mmpretrain.registry import METRICS
 
+from ...utils.errors import InputError
 from ...utils.files import atomic_write, check_writable
 from ..functional.face_verification import evaluate_verification
 
@@ -24,6 +27,10 @@ __all__ = [
 ]
 
 META_KEYS = ('set_name', 'index_in_set', 'issame')
+# A FAR reached on the held-out folds above this multiple of the target does not make the
+# TAR a TAR at the target (a real LFW model reaches about the target; one that accepts every
+# pair reaches 1).
+FAR_SLACK = 10
 
 
 def far_label(far_target):
@@ -133,9 +140,13 @@ class FaceVerificationMetric(_PairEmbeddingCollector):
     For each set (``lfw``, ``cfp_fp``, ...) it reports, as fractions: ``<set>/accuracy`` and
     ``<set>/accuracy_std`` (mean and std over the folds), ``<set>/threshold`` (the mean chosen
     squared-distance threshold), ``<set>/tar@far=1e-3`` and ``<set>/tar@far=1e-3_std`` and
-    ``<set>/far@far=1e-3`` (the FAR reached). Embeddings with NaN or infinite values raise a
-    ValueError instead of a number. What it reads from the samples and ``dataset_meta``: see
-    the module docstring.
+    ``<set>/far@far=1e-3`` (the FAR reached). When the FAR reached is more than
+    :data:`FAR_SLACK` times the target (a set with too few different pairs per fold for that
+    FAR, or a threshold that accepts every pair) the TAR is reported as 0 with a warning: it is
+    no TAR at the target. Embeddings with NaN or infinite values, or so large that their
+    float32 norm overflows (a diverged model), raise an
+    :class:`~mmrepmlp.utils.errors.InputError` instead of a number. What it reads from the
+    samples and ``dataset_meta``: see the module docstring.
 
     Args:
         num_folds (int): folds of the cross-validation. Defaults to 10.
@@ -161,21 +172,50 @@ class FaceVerificationMetric(_PairEmbeddingCollector):
         metrics, far = {}, far_label(self.far_target)
         for name, (embeddings, issame) in self._pair_sets(results).items():
             try:
+                _check_magnitudes(embeddings)
                 result = evaluate_verification(embeddings, issame, num_folds=self.num_folds,
                                                far_target=self.far_target)
             except ValueError as error:
-                raise ValueError(f'set {name!r}: {error}') from error
+                raise InputError(f'set {name!r}: {error}') from error
+            tar, tar_std = self._tar_at_target(name, result)
             metrics.update({
                 f'{name}/accuracy': result.accuracy,
                 f'{name}/accuracy_std': result.accuracy_std,
                 f'{name}/threshold': float(result.best_thresholds.mean()),
-                f'{name}/tar@far={far}': result.tar,
-                f'{name}/tar@far={far}_std': result.tar_std,
+                f'{name}/tar@far={far}': tar,
+                f'{name}/tar@far={far}_std': tar_std,
                 f'{name}/far@far={far}': result.far,
             })
             if self.plot_dir is not None:
                 plot_verification(result, osp.join(self.plot_dir, f'{name}.png'), title=name)
         return metrics
+
+
+    def _tar_at_target(self, name, result):
+        """``(tar, tar_std)`` to report: 0 when the FAR reached is far above the target."""
+        if result.far <= FAR_SLACK * self.far_target:
+            return result.tar, result.tar_std
+        print_log(f'set {name!r}: the thresholds chosen for FAR {far_label(self.far_target)} '
+                  f'reach FAR {result.far:.3g} on the held-out folds, more than {FAR_SLACK}x '
+                  f'the target (TAR {result.tar:.4f} there); reporting TAR 0: the set has too '
+                  'few different pairs for this FAR, or the model accepts every pair',
+                  logger='current', level=logging.WARNING)
+        return 0.0, 0.0
+
+
+def _check_magnitudes(embeddings):
+    """Refuse embeddings whose float32 norm overflows: a diverged model's (values of 1e18),
+    which float64 normalisation would still turn into directions, and score."""
+    with np.errstate(over='ignore'):
+        norms = np.linalg.norm(np.asarray(embeddings, dtype=np.float32), axis=1)
+    overflowing = np.flatnonzero(np.isinf(norms) & np.isfinite(embeddings).all(axis=1))
+    if overflowing.size:
+        first = overflowing[0]
+        raise ValueError(f'{overflowing.size} of {len(embeddings)} embeddings are too large for '
+                         f'float32 (the first is image {first}, with values up to '
+                         f'{np.abs(embeddings[first]).max():.3g}: its squared norm overflows); '
+                         'the model diverged: lower the learning rate or check the data, and '
+                         'train again')
 
 
 @METRICS.register_module()
