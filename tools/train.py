@@ -9,6 +9,7 @@ Example::
     tools/dist_train.sh configs/repmlp_res50_g8_in1k.py 8 --resume
 """
 import argparse
+import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
@@ -20,7 +21,8 @@ from mmrepmlp.apis import (
     parse_runner_args,
     prepare_train_config,
 )
-from mmrepmlp.apis.cli import tool_main
+from mmrepmlp.apis.cli import launcher_rank, tool_main
+from mmrepmlp.apis.config import batch_size_warning
 
 
 def parse_args(argv=None):
@@ -53,6 +55,9 @@ def main(argv=None):
     if args.dry_run:
         print(dry_run_summary(cfg))
         return
+    warning = batch_size_warning(cfg)
+    if warning and launcher_rank() == 0:
+        print(warning, file=sys.stderr)
     runner = build_runner(cfg)
     check_resume_fits(runner, cfg)
     runner.train()

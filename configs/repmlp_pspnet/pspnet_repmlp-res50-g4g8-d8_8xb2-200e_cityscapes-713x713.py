@@ -41,6 +41,8 @@ model = dict(
 # 200 epochs of Cityscapes' 2,975 training images at batch 16: 37,188 iterations
 max_iters = 37188
 optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9, weight_decay=1e-4))
+# the batch the learning rate is tuned for; tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
