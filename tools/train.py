@@ -14,15 +14,15 @@ import sys
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
     add_runner_args,
-    build_runner,
     check_resume_fits,
     dry_run_summary,
     load_config,
     parse_runner_args,
     prepare_train_config,
 )
-from mmrepmlp.apis.cli import launcher_rank, tool_main
+from mmrepmlp.apis.cli import Interrupted, launcher_rank, tool_main
 from mmrepmlp.apis.config import batch_size_warning
+from mmrepmlp.apis.run import build_checked_runner, checkpoints_left
 
 
 def parse_args(argv=None):
@@ -58,9 +58,11 @@ def main(argv=None):
     warning = batch_size_warning(cfg)
     if warning and launcher_rank() == 0:
         print(warning, file=sys.stderr)
-    runner = build_runner(cfg)
-    check_resume_fits(runner, cfg)
-    runner.train()
+    runner = build_checked_runner(cfg, lambda r: check_resume_fits(r, cfg))
+    try:
+        runner.train()
+    except KeyboardInterrupt:
+        raise Interrupted(checkpoints_left(cfg.work_dir)) from None
 
 
 if __name__ == '__main__':

@@ -70,3 +70,17 @@ class KillWhileSavingHook(Hook):
             limit = os.path.getsize(osp.join(runner.work_dir, self.previous)) // 2
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+@HOOKS.register_module()
+class InterruptAfterIterHook(Hook):
+    """Ctrl-C (SIGINT to this process) right after iteration ``at_iter`` (1-based) and its
+    checkpoint."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGINT)
