@@ -5,7 +5,7 @@ the same code serves MMPretrain classifiers, MMSegmentation segmentors and any o
 """
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 
 # forward_raw is one of the helpers the tools use with a loaded model; it lives with the
 # model-level deployment code.
@@ -38,8 +38,18 @@ def load_config(path, cfg_options=None):
     return cfg
 
 
+def model_config(cfg):
+    """``cfg.model`` with the config's top-level ``data_preprocessor`` (MMPretrain configs
+    keep the normalisation there), as MMEngine's Runner and ``mmpretrain.get_model`` build
+    it."""
+    if cfg.get('data_preprocessor') is None or 'data_preprocessor' in cfg.model:
+        return cfg.model
+    return ConfigDict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+
+
 def build_model(cfg):
-    """Build ``cfg.model`` in its task's registry scope, in eval mode."""
+    """Build ``cfg.model`` (:func:`model_config`) in its task's registry scope, in eval
+    mode."""
     from mmengine.registry import MODELS, init_default_scope
 
     if not cfg.get('model'):
@@ -48,7 +58,7 @@ def build_model(cfg):
     task.check_available()
     init_default_scope(task.scope(cfg))
     try:
-        model = MODELS.build(cfg.model)
+        model = MODELS.build(model_config(cfg))
     except Exception as exc:
         raise ToolError(f'cannot build the model of config {cfg.filename}: '
                         f'{describe_exception(exc)}') from exc
