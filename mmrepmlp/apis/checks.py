@@ -11,9 +11,11 @@ from .cli import ToolError
 
 def check_data_paths(cfg, loaders):
     """Raise one :class:`ToolError` listing every missing data path of ``loaders``, each with
-    the config key to set."""
+    the config key to set; then let the task check the files its samples need
+    (:meth:`~mmrepmlp.tasks.Task.check_data_files`)."""
     missing = {}
-    for key, path in task_of(cfg).data_paths(cfg, loaders):
+    task = task_of(cfg)
+    for key, path in task.data_paths(cfg, loaders):
         if not osp.exists(path):
             missing.setdefault(path, []).append(key)
     if missing:
@@ -22,6 +24,7 @@ def check_data_paths(cfg, loaders):
         hint = ' '.join(f'{key}.dataset.data_root=...' for key in keys)
         raise ToolError(f'missing data: {listed}; put the data set there or point the config '
                         f'at it, e.g. --cfg-options {hint}')
+    task.check_data_files(cfg, loaders)
 
 
 def pretrained_checkpoints(model_cfg):
