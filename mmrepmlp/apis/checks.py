@@ -41,8 +41,11 @@ def check_pretrained_checkpoints(cfg):
                if '://' not in path and not osp.isfile(path)]
     if missing:
         listed = '; '.join(f'{path} (from {key})' for key, path in missing)
-        raise ToolError(f'missing pretrained checkpoint: {listed}; put the checkpoint there '
-                        f'or set --cfg-options {missing[0][0]}=...')
+        init_cfg = missing[0][0].rsplit('.', 1)[0]
+        raise ToolError(f'missing pretrained checkpoint: {listed}; put the checkpoint there or '
+                        f'set --cfg-options {missing[0][0]}=..., start from what fits of '
+                        f'another model with {init_cfg}.strict=False added, or train from '
+                        f'scratch with --cfg-options {init_cfg}=None')
 
 
 def check_resumable(path, what):

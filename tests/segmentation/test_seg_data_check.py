@@ -35,3 +35,16 @@ def test_complete_data_passes(tmp_path, monkeypatch, capsys):
                                 'model.backbone.init_cfg=None'])
 
     assert capsys.readouterr().out.startswith('dry run: ')
+
+
+def test_missing_pretrained_checkpoint_offers_training_from_scratch(tmp_path, monkeypatch):
+    make_cityscapes(tmp_path / 'data' / 'cityscapes')
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(SystemExit) as refused:
+        load_tool('train.py').main([SEG_CONFIG, '--dry-run'])
+
+    error = refused.value.code
+    assert 'checkpoints/repmlp-res50-g4g8_8xb32_in1k-320px.pth' in error
+    assert '--cfg-options model.backbone.init_cfg=None' in error  # from scratch
+    assert 'model.backbone.init_cfg.strict=False' in error  # what fits of another model
