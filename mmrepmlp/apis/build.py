@@ -49,16 +49,17 @@ def model_config(cfg):
 
 def build_model(cfg):
     """Build ``cfg.model`` (:func:`model_config`) in its task's registry scope, in eval
-    mode."""
-    from mmengine.registry import MODELS, init_default_scope
+    mode. The process's default scope is left as it was (a segmentation model built here
+    must not make later MMPretrain lookups search MMSeg's registries)."""
+    from mmengine.registry import MODELS, DefaultScope
 
     if not cfg.get('model'):
         raise ToolError(f'config {cfg.filename} has no `model` to build')
     task = task_of(cfg)
     task.check_available()
-    init_default_scope(task.scope(cfg))
     try:
-        model = MODELS.build(model_config(cfg))
+        with DefaultScope.overwrite_default_scope(task.scope(cfg)):
+            model = MODELS.build(model_config(cfg))
     except Exception as exc:
         raise ToolError(f'cannot build the model of config {cfg.filename}: '
                         f'{describe_exception(exc)}') from exc

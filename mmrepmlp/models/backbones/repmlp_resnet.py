@@ -3,6 +3,7 @@ from dataclasses import dataclass, replace
 from typing import Collection, Optional, Tuple, Union
 
 import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
@@ -373,12 +374,23 @@ class RepMLPResNet(FreezableBackbone):
 
     # ------------------------------------------------------------------ runtime
     def forward(self, x):
-        if self.fixed_input_size and tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(
+        size = tuple(x.shape[-2:])
+        if not self.fixed_input_size or size == self.img_size:
+            return self._forward_stages(x)
+        if any(s > built for s, built in zip(size, self.img_size)):
+            raise InputError(
                 f'RepMLPResNet was built for inputs of img_size {self.img_size} (its RepMLPs '
-                f'have fixed sizes) but got {tuple(x.shape)}; set img_size (in a config: '
-                'model.backbone.img_size) to the input size, resize the input, or run larger '
-                "inputs as windows with repmlp_cfg=dict(larger_input='windows')")
+                f'have fixed sizes) and got one larger than img_size, {tuple(x.shape)}; run '
+                "larger inputs as windows of img_size with repmlp_cfg=dict(larger_input="
+                "'windows') (in a config: model.backbone.repmlp_cfg), set img_size "
+                '(model.backbone.img_size) to the input size, or resize the input')
+        # Smaller (the last row or column of a sliding window over a small image): padded
+        # at the bottom and right as the RepMLPs pad a partial partition, outputs cropped.
+        pad = (0, self.img_size[1] - size[1], 0, self.img_size[0] - size[0])
+        outs = self._forward_stages(F.pad(x, pad))
+        return tuple(out[..., :h, :w] for out, (h, w) in zip(outs, self._output_sizes(size)))
+
+    def _forward_stages(self, x):
         x = self.maxpool(self.stem(x))
         outs = []
         for i, name in enumerate(self.stage_names):
@@ -386,6 +398,16 @@ class RepMLPResNet(FreezableBackbone):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def _output_sizes(self, size):
+        """The ``(H, W)`` of each returned stage output for an input of ``size``."""
+        size = tuple(math.ceil(math.ceil(s / 2) / 2) for s in size)  # stem and max-pool
+        sizes = []
+        for i, stride in enumerate(self.strides):
+            size = tuple(math.ceil(s / stride) for s in size)
+            if i in self.out_indices:
+                sizes.append(size)
+        return sizes
 
     def frozen_modules(self):
         frozen = [self.stem] if self.frozen_stages >= 0 else []
