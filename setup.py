@@ -4,6 +4,10 @@ Configs, tools and the model index are packed under ``mmrepmlp/.mim`` when a whe
 regular, non-editable install) is built, the way MMPretrain does it, so that an installed
 package finds them. An editable install does not run this step; there the package finds them
 in the source tree instead (see ``mmrepmlp.utils.find_repo_file``).
+
+Both kinds of install put ``mmrepmlp-import-hook.pth`` into site-packages: with mmcv-lite it
+makes the first import of mmseg import mmrepmlp first (``mmrepmlp_import_hook.py``), so that
+MMSegmentation's own entry points work without ``import mmrepmlp``.
 """
 import os
 import os.path as osp
@@ -11,9 +15,11 @@ import shutil
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 HERE = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
+IMPORT_HOOK_PTH = 'mmrepmlp-import-hook.pth'
 
 
 def read_requirements(name):
@@ -45,6 +51,34 @@ class BuildPyWithMim(build_py):
                 shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__'))
             elif osp.isfile(src):
                 shutil.copyfile(src, dst)
+        shutil.copyfile(osp.join(HERE, IMPORT_HOOK_PTH), osp.join(self.build_lib, IMPORT_HOOK_PTH))
+
+
+class _WithImportHook:
+    """An editable install's strategy (setuptools' ``EditableStrategy`` protocol) that also
+    writes the import hook's ``.pth`` into the editable wheel."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.strategy.__exit__(*exc_info)
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(osp.join(HERE, IMPORT_HOOK_PTH), 'rb') as f:
+            wheel.writestr(IMPORT_HOOK_PTH, f.read())
+
+
+class EditableWheelWithImportHook(editable_wheel):
+    """``pip install -e .`` with the import hook's ``.pth`` as a regular install has it."""
+
+    def _select_strategy(self, *args, **kwargs):
+        return _WithImportHook(super()._select_strategy(*args, **kwargs))
 
 
 setup(
@@ -56,6 +90,7 @@ setup(
     license='Apache License 2.0',
     python_requires='>=3.9',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    py_modules=['mmrepmlp_import_hook'],
     include_package_data=False,
     install_requires=read_requirements('runtime.txt'),
     extras_require={
@@ -63,6 +98,6 @@ setup(
         'deploy': read_requirements('deploy.txt'),
         'tests': read_requirements('tests.txt'),
     },
-    cmdclass={'build_py': BuildPyWithMim},
+    cmdclass={'build_py': BuildPyWithMim, 'editable_wheel': EditableWheelWithImportHook},
     zip_safe=False,
 )
