@@ -20,6 +20,23 @@ from setuptools.command.editable_wheel import editable_wheel
 HERE = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
 IMPORT_HOOK_PTH = 'mmrepmlp-import-hook.pth'
+# The versions mmrepmlp supports, lower ends tested (docs/get_started.md). requirements/*.txt pin
+# the development lock that `make` installs. mmcv (full mmcv, or mmcv-lite where full mmcv does
+# not build) is not required by name, since both install the package `mmcv` and one would
+# overwrite the other: `import mmrepmlp` checks its version (mmrepmlp.version.check_mmcv).
+INSTALL_REQUIRES = [
+    'torch>=2.13',
+    'torchvision>=0.28',
+    'mmengine>=0.10.5,<1.0',
+    'mmpretrain>=1.1.1,<2.0',
+    'numpy',
+    'scikit-learn',
+    'matplotlib',
+]
+EXTRAS_REQUIRE = {
+    'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
+    'deploy': ['onnx>=1.23', 'onnxruntime>=1.32', 'onnxscript>=0.7', 'torchao>=0.18'],
+}
 
 
 def read_requirements(name):
@@ -92,12 +109,8 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     py_modules=['mmrepmlp_import_hook'],
     include_package_data=False,
-    install_requires=read_requirements('runtime.txt'),
-    extras_require={
-        'seg': read_requirements('segmentation.txt'),
-        'deploy': read_requirements('deploy.txt'),
-        'tests': read_requirements('tests.txt'),
-    },
+    install_requires=INSTALL_REQUIRES,
+    extras_require=dict(EXTRAS_REQUIRE, tests=read_requirements('tests.txt')),
     cmdclass={'build_py': BuildPyWithMim, 'editable_wheel': EditableWheelWithImportHook},
     zip_safe=False,
 )

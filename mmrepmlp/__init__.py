@@ -5,8 +5,11 @@ fixes of its breakages and four additions, listed there), registers every model,
 metric and hook in MMPretrain's registries, and registers the package's model index with
 ``mmpretrain.apis.ModelHub``.
 """
-from . import compat
-from .version import __version__
+from .version import __version__, check_mmcv
+
+check_mmcv()
+
+from . import compat  # noqa: E402
 
 compat.apply_all()
 
