@@ -1,5 +1,6 @@
 """Build the Runner of a prepared config, and run the test of ``tools/test.py``."""
 import glob
+import logging
 import math
 import numbers
 import os
@@ -35,6 +36,7 @@ def build_checked_runner(cfg, check):
     try:
         check(runner)
     except InputError:
+        _forget_run(runner)
         shutil.rmtree(runner.log_dir, ignore_errors=True)
         if new_copy and osp.isfile(config_copy):
             os.remove(config_copy)
@@ -43,6 +45,18 @@ def build_checked_runner(cfg, check):
                 os.rmdir(folder)
         raise
     return runner
+
+
+def _forget_run(runner):
+    """Close the Runner's log file and drop its logger and visualizer instances, which write
+    into its log folder: a later Runner of the same name (one started within the same second
+    in this process) would reuse them."""
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+    for instance in (runner.logger, runner.visualizer):  # each class keeps its own instances
+        type(instance)._instance_dict.pop(instance.instance_name, None)
 
 
 def _missing_ancestors(path):
