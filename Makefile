@@ -19,7 +19,7 @@ $(STAMP): $(REQ_FILES)
 	@touch $@
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check mmrepmlp tools tests configs benchmarks setup.py
+	$(VENV)/bin/ruff check mmrepmlp tools tests configs benchmarks setup.py mmrepmlp_import_hook.py
 
 # Two workers, each test module in one of them (its module-scoped fixtures are built once): most
 # of the suite's time is single-threaded (interpreter start-up, compilation, small models).

@@ -1,12 +1,15 @@
 """mmrepmlp: RepMLP re-parameterized blocks for the OpenMMLab ecosystem.
 
 Importing the package applies the patches of the pinned stack (:mod:`mmrepmlp.compat`: five
-fixes of its breakages and three additions, listed there), registers every model, dataset,
+fixes of its breakages and four additions, listed there), registers every model, dataset,
 metric and hook in MMPretrain's registries, and registers the package's model index with
 ``mmpretrain.apis.ModelHub``.
 """
-from . import compat
-from .version import __version__
+from .version import __version__, check_mmcv
+
+check_mmcv()
+
+from . import compat  # noqa: E402
 
 compat.apply_all()
 

@@ -1,7 +1,9 @@
 """The package installs, imports with the OpenMMLab stack (and without MMSegmentation), and
 registers its models and model index."""
+import os
 import os.path as osp
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -85,3 +87,17 @@ def test_wheel_packs_configs_and_model_index(tmp_path):
     assert any(n.startswith('mmrepmlp/.mim/tools/') for n in names)
     assert 'mmrepmlp/reparam/functional.py' in names
     assert not osp.exists(osp.join(REPO_ROOT, 'build'))
+    # the import hook, at the top of site-packages: with it, mmseg imports without mmrepmlp
+    site_dir = tmp_path / 'site'
+    for name in ('mmrepmlp-import-hook.pth', 'mmrepmlp_import_hook.py'):
+        zipfile.ZipFile(wheel).extract(name, site_dir)
+    # -S: site-packages are added by hand, after the wheel's hook, so that it is the hook used
+    code = (f'import site; site.addsitedir({str(site_dir)!r})\n'
+            f'for path in {site.getsitepackages()!r}: site.addsitedir(path)\n'
+            'from mmseg.apis import init_model\n'
+            'import sys; print(sys.modules["mmrepmlp_import_hook"].__file__)')
+    out = subprocess.run([sys.executable, '-S', '-c', code], capture_output=True, text=True,
+                         cwd=tmp_path,
+                         env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().startswith(str(site_dir))

@@ -9,11 +9,11 @@ Example::
     tools/dist_train.sh configs/repmlp_res50_g8_in1k.py 8 --resume
 """
 import argparse
+import sys
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis import (
     add_runner_args,
-    build_runner,
     check_load_from_fits,
     check_resume_fits,
     dry_run_summary,
@@ -22,7 +22,9 @@ from mmrepmlp.apis import (
     prepare_train_config,
     remove_partial_saves,
 )
-from mmrepmlp.apis.cli import launcher_rank, tool_main
+from mmrepmlp.apis.cli import Interrupted, launcher_rank, tool_main
+from mmrepmlp.apis.config import batch_size_warning
+from mmrepmlp.apis.run import build_checked_runner, checkpoints_left
 
 
 def parse_args(argv=None):
@@ -58,12 +60,21 @@ def main(argv=None):
     if args.dry_run:
         print(dry_run_summary(cfg))
         return
+    warning = batch_size_warning(cfg)
     if launcher_rank() == 0:  # the rank that saves checkpoints, before it saves any
+        if warning:
+            print(warning, file=sys.stderr)
         remove_partial_saves(cfg.work_dir)
-    runner = build_runner(cfg)
-    check_resume_fits(runner, cfg)
-    check_load_from_fits(runner, cfg, strict=not args.non_strict)
-    runner.train()
+
+    def check(runner):
+        check_resume_fits(runner, cfg)
+        check_load_from_fits(runner, cfg, strict=not args.non_strict)
+
+    runner = build_checked_runner(cfg, check)
+    try:
+        runner.train()
+    except KeyboardInterrupt:
+        raise Interrupted(checkpoints_left(cfg.work_dir)) from None
 
 
 if __name__ == '__main__':

@@ -15,8 +15,10 @@ _base_ = [
 custom_imports = dict(imports=['mmrepmlp'], allow_failed_imports=False)
 
 crop_size = (713, 713)
-# An MMPretrain checkpoint of configs/repmlp_resnet/repmlp-res50-g4g8_8xb32_in1k-320px.py
-# (trained with tools/train.py, or imported with tools/model_converters/).
+# An MMPretrain checkpoint of configs/repmlp_resnet/repmlp-res50-g4g8_8xb32_in1k-320px.py, made
+# by training that config: no official g4/8-320 model was released. Alternatives (docs/
+# segmentation.md): a released model imported with tools/model_converters/official_to_mmrepmlp.py
+# with init_cfg strict=False (what fits loads, the log names the rest), or init_cfg=None.
 pretrained = 'checkpoints/repmlp-res50-g4g8_8xb32_in1k-320px.pth'
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
@@ -41,6 +43,8 @@ model = dict(
 # 200 epochs of Cityscapes' 2,975 training images at batch 16: 37,188 iterations
 max_iters = 37188
 optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9, weight_decay=1e-4))
+# the batch the learning rate is tuned for; tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]

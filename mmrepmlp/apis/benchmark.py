@@ -20,7 +20,7 @@ from .build import (
     load_weights,
     read_checkpoint,
 )
-from .cli import ToolError
+from .cli import ToolError, quiet_mmengine_logs
 from .config import fit_config_to_device
 
 
@@ -71,10 +71,11 @@ class BenchmarkModel:
     input_shape: tuple
 
 
-def build_benchmark_models(specs, shape=None, device=None):
+def build_benchmark_models(specs, shape=None, device=None, verbose=False):
     """Build (and convert, for ``deploy``) the models of ``specs`` in eval mode on ``device``.
 
-    Without CUDA, SyncBN becomes BN as in the tools. Names are made unique.
+    Without CUDA, SyncBN becomes BN as in the tools. Names are made unique. MMEngine's log of
+    the weight initialization is shown only when ``verbose``.
 
     Returns:
         list[BenchmarkModel]: in the order of ``specs``.
@@ -89,7 +90,8 @@ def build_benchmark_models(specs, shape=None, device=None):
         if spec.checkpoint is None:
             # Random weights of the scale the model's own initialization gives: PyTorch's
             # defaults shrink activations towards denormal floats, many times slower on CPU.
-            model.init_weights()
+            with quiet_mmengine_logs(verbose):
+                model.init_weights()
         else:
             load_weights(model, read_checkpoint(spec.checkpoint)[1], spec.checkpoint,
                          spec.config)
@@ -128,7 +130,8 @@ def time_models(models, batch=1, warmup=2, rounds=10, device=None):
                         batch) for m in models]
 
 
-def benchmark_models(specs, batch=1, shape=None, warmup=2, rounds=10, device=None):
+def benchmark_models(specs, batch=1, shape=None, warmup=2, rounds=10, device=None,
+                     verbose=False):
     """Build each spec's model and time its forward pass, all models interleaved.
 
     Args:
@@ -140,12 +143,13 @@ def benchmark_models(specs, batch=1, shape=None, warmup=2, rounds=10, device=Non
         warmup (int): untimed rounds.
         rounds (int): timed rounds (the median is reported).
         device (str, optional): ``'cpu'`` or ``'cuda'``; CUDA when available by default.
+        verbose (bool): show MMEngine's log of building the models.
 
     Returns:
         list[SpeedResult]: in the order of ``specs``.
     """
-    return time_models(build_benchmark_models(specs, shape, device), batch, warmup, rounds,
-                       device)
+    return time_models(build_benchmark_models(specs, shape, device, verbose), batch, warmup,
+                       rounds, device)
 
 
 def format_results(results):

@@ -6,7 +6,7 @@ the same code serves MMPretrain classifiers, MMSegmentation segmentors and any o
 import inspect
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
 # forward_raw is one of the helpers the tools use with a loaded model; it lives with the
@@ -71,17 +71,28 @@ def merge_cfg_options(cfg, options):
     return cfg
 
 
+def model_config(cfg):
+    """``cfg.model`` with the config's top-level ``data_preprocessor`` (MMPretrain configs
+    keep the normalisation there), as MMEngine's Runner and ``mmpretrain.get_model`` build
+    it."""
+    if cfg.get('data_preprocessor') is None or 'data_preprocessor' in cfg.model:
+        return cfg.model
+    return ConfigDict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+
+
 def build_model(cfg):
-    """Build ``cfg.model`` in its task's registry scope, in eval mode."""
-    from mmengine.registry import MODELS, init_default_scope
+    """Build ``cfg.model`` (:func:`model_config`) in its task's registry scope, in eval
+    mode. The process's default scope is left as it was (a segmentation model built here
+    must not make later MMPretrain lookups search MMSeg's registries)."""
+    from mmengine.registry import MODELS, DefaultScope
 
     if not cfg.get('model'):
         raise ToolError(f'config {cfg.filename} has no `model` to build')
     task = task_of(cfg)
     task.check_available()
-    init_default_scope(task.scope(cfg))
     try:
-        model = MODELS.build(cfg.model)
+        with DefaultScope.overwrite_default_scope(task.scope(cfg)):
+            model = MODELS.build(model_config(cfg))
     except Exception as exc:
         raise ToolError(f'cannot build the model of config {cfg.filename}: '
                         f'{describe_exception(exc)}') from exc

@@ -19,9 +19,11 @@ CHECKPOINT_HOOK_FILES = r'((iter|epoch|best)_.*\.pth|last_checkpoint)'
 
 def check_data_paths(cfg, loaders):
     """Raise one :class:`ToolError` listing every missing data path of ``loaders``, each with
-    the config key to set."""
+    the config key to set; then let the task check the files its samples need
+    (:meth:`~mmrepmlp.tasks.Task.check_data_files`)."""
     missing = {}
-    for key, path in task_of(cfg).data_paths(cfg, loaders):
+    task = task_of(cfg)
+    for key, path in task.data_paths(cfg, loaders):
         if not osp.exists(path):
             missing.setdefault(path, []).append(key)
     if missing:
@@ -30,6 +32,7 @@ def check_data_paths(cfg, loaders):
         hint = ' '.join(f'{key}.dataset.data_root=...' for key in keys)
         raise ToolError(f'missing data: {listed}; put the data set there or point the config '
                         f'at it, e.g. --cfg-options {hint}')
+    task.check_data_files(cfg, loaders)
 
 
 def pretrained_checkpoints(model_cfg):
@@ -46,8 +49,11 @@ def check_pretrained_checkpoints(cfg):
                if '://' not in path and not osp.isfile(path)]
     if missing:
         listed = '; '.join(f'{path} (from {key})' for key, path in missing)
-        raise ToolError(f'missing pretrained checkpoint: {listed}; put the checkpoint there '
-                        f'or set --cfg-options {missing[0][0]}=...')
+        init_cfg = missing[0][0].rsplit('.', 1)[0]
+        raise ToolError(f'missing pretrained checkpoint: {listed}; put the checkpoint there or '
+                        f'set --cfg-options {missing[0][0]}=..., start from what fits of '
+                        f'another model with {init_cfg}.strict=False added, or train from '
+                        f'scratch with --cfg-options {init_cfg}=None')
 
 
 def check_resumable(path, what):

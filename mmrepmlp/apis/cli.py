@@ -1,6 +1,8 @@
 """The command-line side of the tools: their error, what they do with bad input and Ctrl-C,
 and the arguments ``tools/train.py`` and ``tools/test.py`` share."""
+import contextlib
 import functools
+import logging
 import os
 import sys
 
@@ -9,6 +11,16 @@ from mmengine.config import DictAction
 from ..utils.errors import InputError
 
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a tool that wrote outputs before it: ``message`` says which (e.g. the
+    checkpoints a training saved), printed by :func:`tool_main` instead of "no output was
+    written or changed"."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 class ToolError(InputError):
@@ -25,8 +37,9 @@ def tool_main(main):
 
     An :class:`~mmrepmlp.utils.errors.InputError` (a :class:`ToolError` included) ends the
     tool with ``error: <message>`` on stderr (one line, printed by rank 0 only when several
-    processes run the tool) and exit status 1; Ctrl-C ends it with one line and status 130.
-    The tools write outputs atomically, so neither leaves a partial file.
+    processes run the tool) and exit status 1; Ctrl-C ends it with one line (an
+    :class:`Interrupted`'s message, if the tool raised one) and status 130. The tools write
+    outputs atomically, so neither leaves a partial file.
     """
 
     @functools.wraps(main)
@@ -37,11 +50,28 @@ def tool_main(main):
             if launcher_rank() != 0:
                 raise SystemExit(1) from None
             raise SystemExit(f'error: {error}') from None
-        except KeyboardInterrupt:
-            print('interrupted: no output was written or changed', file=sys.stderr)
+        except KeyboardInterrupt as interrupt:
+            message = getattr(interrupt, 'message', 'no output was written or changed')
+            print(f'interrupted: {message}', file=sys.stderr)
             raise SystemExit(INTERRUPTED_STATUS) from None
 
     return run
+
+
+@contextlib.contextmanager
+def quiet_mmengine_logs(verbose=False):
+    """Keep MMEngine's info-level log (e.g. the weight initialization of every parameter,
+    thousands of lines for a ResNet) out of a tool's output, unless ``verbose``."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def add_runner_args(parser):

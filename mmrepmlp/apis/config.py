@@ -9,6 +9,7 @@ Without CUDA the config is adapted so that it still runs, on one CPU process or 
 (``--launcher pytorch``): SyncBN becomes BN, the process group uses gloo, memory is not
 pinned, and ``--amp`` is refused.
 """
+import os
 import os.path as osp
 
 import torch
@@ -26,6 +27,8 @@ from .checks import (
 )
 from .cli import ToolError
 
+# How far the batch may be from the one the learning rate was tuned for before train.py warns.
+BATCH_RATIO_WARNED = 2
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
 TRAIN_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -127,6 +130,35 @@ def prepare_train_config(cfg, args, log=print):
     task_of(cfg).check_training_data(cfg)
     task_of(cfg).add_data_checks(cfg, loaders)
     return cfg
+
+
+def world_size():
+    """The number of training processes as the launchers set it (1 without a launcher)."""
+    for variable in ('WORLD_SIZE', 'SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE'):
+        if os.environ.get(variable, '').isdigit():
+            return int(os.environ[variable])
+    return 1
+
+
+def batch_size_warning(cfg):
+    """The ``warning:`` line ``tools/train.py`` prints when the run's total batch is more
+    than 2x away from ``auto_scale_lr.base_batch_size`` (the batch the config's learning rate
+    was tuned for) and ``--auto-scale-lr`` is off, else None."""
+    scaling = cfg.get('auto_scale_lr') or {}
+    base, loader = scaling.get('base_batch_size'), cfg.get('train_dataloader') or {}
+    if scaling.get('enable') or not base or not loader.get('batch_size'):
+        return None
+    processes, per_process = world_size(), loader['batch_size']
+    batch = processes * per_process
+    if max(batch / base, base / batch) <= BATCH_RATIO_WARNED:
+        return None
+    lr = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('lr')
+    tuned = f'learning rate {lr:g}' if lr is not None else 'learning rate'
+    scaled = f' to {lr * batch / base:g}' if lr is not None else ''
+    return (f'warning: the {tuned} was tuned for a batch of {base} (auto_scale_lr.'
+            f'base_batch_size) and this run trains with {batch} ({processes} '
+            f'process{"es" if processes > 1 else ""} x {per_process}); pass --auto-scale-lr to '
+            f'scale it{scaled} (the linear scaling rule), or set the batch of the recipe')
 
 
 def _set_resume(cfg, resume, log):

@@ -85,20 +85,22 @@ def _is_reparameterizable(cls):
 
 
 def make_deploy_config(cfg):
-    """A copy of ``cfg`` with ``deploy=True`` on every re-parameterizable module config.
-
-    Call it after :func:`~mmrepmlp.apis.build.build_model` (which sets the registry scope).
+    """A copy of ``cfg`` with ``deploy=True`` on every re-parameterizable module config (its
+    ``type`` looked up in the registry scope of the config's task).
 
     Returns:
         tuple[Config, list[str]]: the deploy config and the paths of the flagged entries,
         e.g. ``['model.backbone']``.
     """
+    from mmengine.registry import DefaultScope
+
     deploy_cfg = copy.deepcopy(cfg)
     flagged = []
-    for path, node in config_dicts(deploy_cfg.model, 'model'):
-        if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
-            node['deploy'] = True
-            flagged.append(path)
+    with DefaultScope.overwrite_default_scope(task_of(cfg).scope(cfg)):
+        for path, node in config_dicts(deploy_cfg.model, 'model'):
+            if 'type' in node and _is_reparameterizable(_registered_class(node['type'])):
+                node['deploy'] = True
+                flagged.append(path)
     return deploy_cfg, flagged
 
 

@@ -1,12 +1,18 @@
 """Build the Runner of a prepared config, and run the test of ``tools/test.py``."""
+import glob
+import logging
 import math
 import numbers
+import os
+import os.path as osp
+import shutil
 
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..deployment import optimize_for_inference
+from ..utils.errors import InputError
 from ..utils.files import dump
 from .checks import check_checkpoint_fits
 from .cli import ToolError
@@ -15,6 +21,64 @@ from .cli import ToolError
 def build_runner(cfg):
     """The Runner of ``cfg``: MMEngine's, or the registered ``runner_type``."""
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def build_checked_runner(cfg, check):
+    """The Runner of ``cfg``, after ``check(runner)``; when the check refuses (an
+    :class:`~mmrepmlp.utils.errors.InputError`), what building the Runner created is removed
+    (its timestamped log folder, its copy of the config, and the work dir and its parents if
+    this run made them), so that a refused run leaves nothing behind."""
+    work_dir = osp.abspath(cfg.work_dir)
+    new_folders = _missing_ancestors(work_dir)
+    config_copy = osp.join(work_dir, osp.basename(cfg.filename))
+    new_copy = not osp.exists(config_copy)
+    runner = build_runner(cfg)
+    try:
+        check(runner)
+    except InputError:
+        _forget_run(runner)
+        shutil.rmtree(runner.log_dir, ignore_errors=True)
+        if new_copy and osp.isfile(config_copy):
+            os.remove(config_copy)
+        for folder in new_folders:  # deepest first; one holding other files stays
+            if osp.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise
+    return runner
+
+
+def _forget_run(runner):
+    """Close the Runner's log file and drop its logger and visualizer instances, which write
+    into its log folder: a later Runner of the same name (one started within the same second
+    in this process) would reuse them."""
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+    for instance in (runner.logger, runner.visualizer):  # each class keeps its own instances
+        type(instance)._instance_dict.pop(instance.instance_name, None)
+
+
+def _missing_ancestors(path):
+    """``path`` and those of its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not osp.exists(path):
+        missing.append(path)
+        path = osp.dirname(path)
+    return missing
+
+
+def checkpoints_left(work_dir):
+    """What an interrupted training leaves: its checkpoints in ``work_dir`` (the latest
+    first) and how to resume, or that none was saved."""
+    checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime,
+                         reverse=True)
+    if not checkpoints:
+        return f'training stopped before any checkpoint was saved in {work_dir}'
+    listed = ', '.join(checkpoints[:3]) + (f' and {len(checkpoints) - 3} more'
+                                           if len(checkpoints) > 3 else '')
+    return (f'training stopped; saved checkpoints (latest first): {listed}; continue with '
+            f'--resume (from the latest) or --resume {checkpoints[0]}')
 
 
 def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=True,
@@ -38,8 +102,7 @@ def run_test(cfg, checkpoint, out=None, out_item=None, test_output=None, strict=
     Raises:
         ToolError: the checkpoint does not fit, or a metric is not finite.
     """
-    runner = build_runner(cfg)
-    check_checkpoint_fits(runner, checkpoint, strict)
+    runner = build_checked_runner(cfg, lambda r: check_checkpoint_fits(r, checkpoint, strict))
     if optimize:
         _optimize_runner_model(runner, checkpoint)
     if test_output is not None:

@@ -21,13 +21,16 @@ why they are applied on import):
 
 * :mod:`.checkpoint_saving` - mmengine writes checkpoints in place (a crash truncates them);
 * :mod:`.dist_test_dir` - mmengine's distributed evaluation leaves ``.dist_test`` behind;
-* :mod:`.inference_model` - mmpretrain's ``inference_model`` serves model-zoo models only.
+* :mod:`.inference_model` - mmpretrain's ``inference_model`` serves model-zoo models only;
+* :mod:`.inferencer_model_names` - MMEngine's inferencers (``MMSegInferencer``) find model
+  names in their own package only.
 """
 from .checkpoint_loading import fix_checkpoint_loading
 from .checkpoint_saving import fix_checkpoint_saving
 from .cpu_distributed import fix_cpu_distributed
 from .dist_test_dir import fix_dist_test_dir
 from .inference_model import fix_inference_model
+from .inferencer_model_names import fix_inferencer_model_names
 from .mmcv_ops import fix_mmcv_ops, point_sample, sigmoid_focal_loss
 from .numpy_in1d import fix_numpy_in1d
 from .package_lookup import fix_pkg_resources
@@ -35,13 +38,14 @@ from .package_lookup import fix_pkg_resources
 __all__ = [
     'apply_all', 'FIXES', 'fix_mmcv_ops', 'fix_checkpoint_loading', 'fix_pkg_resources',
     'fix_numpy_in1d', 'fix_cpu_distributed', 'fix_checkpoint_saving', 'fix_dist_test_dir',
-    'fix_inference_model',
+    'fix_inference_model', 'fix_inferencer_model_names',
     'point_sample', 'sigmoid_focal_loss'
 ]
 
 # mmcv.ops and pkg_resources first: importing mmengine's config and mmseg needs them.
 FIXES = (fix_mmcv_ops, fix_pkg_resources, fix_numpy_in1d, fix_checkpoint_loading,
-         fix_checkpoint_saving, fix_cpu_distributed, fix_dist_test_dir, fix_inference_model)
+         fix_checkpoint_saving, fix_cpu_distributed, fix_dist_test_dir, fix_inference_model,
+         fix_inferencer_model_names)
 
 
 def apply_all():

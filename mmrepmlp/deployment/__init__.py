@@ -2,6 +2,8 @@
 
 - :func:`convert_model`: the deploy form, in place, a log line per converted module;
 - :func:`optimize_for_inference`: the fastest exact inference form on a device;
+- :class:`FaceEmbeddingInferencer`: a face image's embedding (also through
+  ``mmpretrain.inference_model``);
 - :func:`export_onnx`, :func:`export_pt2`, :func:`export_torchscript`: verified artifacts;
 - :mod:`.quantization`: int8 post-training quantization, quantization-aware training and the
   BN-after-FC3 recovery;
@@ -25,6 +27,7 @@ from .export import (
     exportable_model,
     verify_artifact,
 )
+from .face_inferencer import FaceEmbeddingInferencer
 from .inference import (
     InferenceSettings,
     compile_frozen,
@@ -66,5 +69,5 @@ __all__ = [
     'raw_outputs', 'quantize_int8', 'int8_weights', 'calibration_inputs', 'Int8Network',
     'SplitGroupwiseFC', 'fake_quantize_weight', 'fake_quantized_deploy_fcs',
     'int8_weight_scale', 'insert_fc3_bn', 'fuse_fc3_bn', 'FC3WithBN', 'prepare_quant_aware',
-    'is_quant_aware', 'QuantAwareTrainingHook'
+    'is_quant_aware', 'QuantAwareTrainingHook', 'FaceEmbeddingInferencer'
 ]

@@ -219,6 +219,11 @@ class Task:
                     paths += _dataset_paths(dataset, key)
         return paths
 
+    def check_data_files(self, cfg, loaders):
+        """Raise :class:`InputError` when the data sets of ``loaders`` (whose paths exist)
+        lack files their samples need, where the task can tell it cheaply; the message
+        names the files and the fix."""
+
 
 def _size_hw(value):
     """An int or a ``(w, h)`` pair (the OpenMMLab transforms' order) -> ``(h, w)``."""

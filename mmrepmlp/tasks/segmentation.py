@@ -1,4 +1,5 @@
 """Semantic segmentation on MMSegmentation (Cityscapes PSPNet), an optional dependency."""
+import inspect
 import os
 import os.path as osp
 import shutil
@@ -11,6 +12,10 @@ from .classification import visualization_hook
 
 INSTALL_HINT = ('pip install "mmsegmentation==1.2.2" ftfy regex (or pip install '
                 '"mmrepmlp[seg]")')
+# How Cityscapes' label maps are made from its released polygons.
+CITYSCAPES_CONVERTER = ('python "$(python -c \'import mmseg, os; print(os.path.dirname('
+                        'mmseg.__file__))\')/.mim/tools/dataset_converters/cityscapes.py" '
+                        '{root} --nproc 8 (pip install cityscapesscripts first)')
 
 
 @register_task
@@ -73,6 +78,18 @@ class SegmentationTask(Task):
             for dataset in dataset_configs(cfg.get(key)):
                 _insert_after_load_annotations(dataset.get('pipeline') or [], check)
 
+
+    def check_data_files(self, cfg, loaders):
+        """Every image of an MMSeg data set read from folders has its label map (MMSeg would
+        fail at the first batch that reads a missing one)."""
+        for loader in loaders:
+            for index, dataset in enumerate(dataset_configs(cfg.get(loader))):
+                missing, total, paths = _images_without_label_maps(dataset)
+                if missing:
+                    raise InputError(_missing_maps_message(
+                        f'{loader}.dataset' + (f'[{index}]' if index else ''), missing, total,
+                        paths, dataset))
+
     def input_shape(self, cfg, shape=None):
         backbone = cfg.model.get('backbone') or {}
         if shape is None and backbone.get('img_size') is None:
@@ -82,6 +99,51 @@ class SegmentationTask(Task):
             if size is not None:  # MMSeg sizes are (h, w)
                 shape = (size, size) if isinstance(size, int) else tuple(size)
         return super().input_shape(cfg, shape)
+
+
+def _suffixes(dataset):
+    """``(img_suffix, seg_map_suffix)`` of a dataset config, its class's defaults filled."""
+    from mmseg.registry import DATASETS
+
+    parameters = {}
+    cls = DATASETS.get(dataset.get('type')) if dataset.get('type') else None
+    for klass in (inspect.getmro(cls) if inspect.isclass(cls) else ()):
+        for name, parameter in inspect.signature(klass.__init__).parameters.items():
+            parameters.setdefault(name, parameter.default)
+    return tuple(dataset.get(name, parameters.get(name)) for name in
+                 ('img_suffix', 'seg_map_suffix'))
+
+
+def _images_without_label_maps(dataset):
+    """``(images lacking a label map, images, (image folder, map folder))`` of a dataset
+    config that lists its images from folders, as MMSeg's ``BaseSegDataset`` does."""
+    prefix = dataset.get('data_prefix') or {}
+    if not isinstance(prefix, dict) or dataset.get('ann_file') or not prefix.get('seg_map_path'):
+        return [], 0, None
+    root = dataset.get('data_root') or ''
+    image_dir, map_dir = (osp.join(root, prefix.get(key) or '')
+                          for key in ('img_path', 'seg_map_path'))
+    img_suffix, map_suffix = _suffixes(dataset)
+    if not (isinstance(img_suffix, str) and isinstance(map_suffix, str)
+            and osp.isdir(image_dir)):
+        return [], 0, None
+    images = sorted(osp.relpath(osp.join(folder, name), image_dir)
+                    for folder, _, names in os.walk(image_dir) for name in names
+                    if name.endswith(img_suffix))
+    missing = [osp.join(map_dir, image[:-len(img_suffix)] + map_suffix) for image in images
+               if not osp.isfile(osp.join(map_dir, image[:-len(img_suffix)] + map_suffix))]
+    return missing, len(images), (image_dir, map_dir)
+
+
+def _missing_maps_message(key, missing, total, paths, dataset):
+    image_dir, map_dir = paths
+    root = dataset.get('data_root') or 'DATA_ROOT'
+    fix = (f'make them with MMSeg\'s Cityscapes converter: '
+           f'{CITYSCAPES_CONVERTER.format(root=root)}'
+           if 'labelTrainIds' in missing[0] else
+           f'put the label maps there or set {key}.seg_map_suffix to their suffix')
+    return (f'{len(missing)} of the {total} images under {image_dir} have no label map in '
+            f'{map_dir} (from {key}), e.g. {missing[0]}; {fix}')
 
 
 def _commit_folder(staging, out, succeeded):

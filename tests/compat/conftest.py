@@ -93,6 +93,7 @@ def fixed_job(config_files):
         import mmengine.dist.dist
         import mmengine.fileio
         import mmengine.dist.utils
+        import mmengine.infer
         import mmengine.runner.checkpoint
         import mmengine.utils
         import mmpretrain.apis.model
@@ -107,7 +108,9 @@ def fixed_job(config_files):
             fix_checkpoint_saving=is_ours(mmengine.fileio.LocalBackend.put),
             fix_cpu_distributed=is_ours(mmengine.dist.utils._init_dist_pytorch),
             fix_dist_test_dir=is_ours(mmengine.dist.dist.collect_results_cpu),
-            fix_inference_model=is_ours(mmpretrain.apis.model.inference_model))
+            fix_inference_model=is_ours(mmpretrain.apis.model.inference_model),
+            fix_inferencer_model_names=is_ours(
+                mmengine.infer.BaseInferencer._load_model_from_metafile))
         from mmengine import Config
 
         def load_cfg(path):

@@ -352,3 +352,28 @@ def test_threads_sharing_a_reader_read_the_right_records(tmp_path):
 
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(wrong_reads, range(8))) == 0
+
+
+def test_im2rec_pack_label_file_without_header_reads_as_images(tmp_path):
+    # mxnet's im2rec --pack-label: every record, key 0 included, is an image with a label vector
+    rng = np.random.default_rng(2)
+    labels = [[2, 7], [0, 1], [1, 3], [0, 5]]
+    images = [random_bytes(rng, 40) for _ in labels]
+    with RecordWriter(tmp_path / 'p.rec', tmp_path / 'p.idx') as writer:
+        for key, (label, image) in enumerate(zip(labels, images)):
+            writer.write_record(key, label, image, id=key)
+
+    layout = read_face_layout(RecordReader(tmp_path / 'p.rec', tmp_path / 'p.idx'))
+
+    assert not layout.has_header and layout.num_identities == 3
+    assert layout.image_keys.tolist() == [0, 1, 2, 3]
+    assert layout.labels.tolist() == [2, 0, 1, 0]
+
+
+def test_inconsistent_image_less_header_is_still_refused(tmp_path):
+    with RecordWriter(tmp_path / 'h.rec', tmp_path / 'h.idx') as writer:
+        writer.write_record(0, [2, 3])  # one identity record, key 2
+        writer.write_record(1, 0, b'image', id=1)
+        writer.write_record(2, [1, 5])  # its range runs past the images
+    with pytest.raises(RecordIOError, match='lies outside the image keys'):
+        read_face_layout(RecordReader(tmp_path / 'h.rec', tmp_path / 'h.idx'))

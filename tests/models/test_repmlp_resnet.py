@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmrepmlp.analysis import count_params
 from mmrepmlp.models import RepMLPBlock, RepMLPBottleneck, RepMLPLightBlock, RepMLPResNet
 from mmrepmlp.utils.checkpoint import safe_load
+from mmrepmlp.utils.errors import InputError
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HEAD_PARAMS = 2048 * 1000 + 1000  # the 1000-class linear head, included in the counts
@@ -270,6 +271,28 @@ def test_bad_settings_are_refused_with_a_clear_error(kwargs, message):
 def test_wrong_input_size_names_img_size():
     with pytest.raises(ValueError, match='img_size'):
         tiny()(torch.rand(1, 3, 96, 96))
+
+
+def test_larger_input_is_an_input_error_naming_windows():
+    with pytest.raises(InputError, match=r"larger than img_size.*larger_input='windows'"):
+        tiny()(torch.rand(1, 3, 64, 80))
+
+
+@pytest.mark.parametrize('deploy', [False, True])
+def test_smaller_input_is_padded_to_img_size_and_cropped_back(deploy):
+    # e.g. the last row of a sliding window over an image smaller than the crop
+    torch.manual_seed(0)
+    model = tiny(out_indices=(0, 1, 2, 3)).eval()
+    if deploy:
+        model.switch_to_deploy()
+    inputs = torch.rand(2, 3, 50, 64)
+    with torch.no_grad():
+        outs = model(inputs)
+        padded = model(torch.nn.functional.pad(inputs, (0, 0, 0, 14)))
+    # as a plain ResNet: every stride rounds up
+    assert [tuple(o.shape[2:]) for o in outs] == [(13, 16), (7, 8), (4, 4), (2, 2)]
+    for out, full in zip(outs, padded):
+        torch.testing.assert_close(out, full[..., :out.shape[2], :out.shape[3]])
 
 
 def test_with_cp_computes_the_same_values_and_gradients():

@@ -88,3 +88,31 @@ def test_an_imported_official_checkpoint_initializes_a_segmentation_backbone(tmp
         else:  # every other tensor is the checkpoint's: none may be missing from it
             assert f'backbone.{key}' in loaded, f'{key} is not in the imported checkpoint'
             assert torch.equal(value, loaded[f'backbone.{key}']), key
+
+
+def test_strict_false_loads_what_fits_of_an_official_model_and_names_the_rest(tmp_path):
+    # no official g4/8-320 model exists: start from the released Bottleneck g8/8 at 224
+    official = tmp_path / 'RepMLP-Res50-bottleneck-224_train.pth'
+    torch.save(official_state_dict('RepMLP-Res50-bottleneck-224_train'), official)
+    imported = tmp_path / 'imported.pth'
+    import_official_checkpoint(str(official), str(imported))
+    seg = RepMLPResNet('res50-g4g8-seg', img_size=96, **OS8, init_cfg=dict(
+        type='Pretrained', prefix='backbone.', checkpoint=str(imported), strict=False))
+    before = {k: v.clone() for k, v in seg.state_dict().items()}
+    MMLogger.get_instance('strict_false_test', log_file=str(tmp_path / 'log.txt'))
+
+    seg.init_weights()
+
+    loaded = torch.load(imported, mmap=True)['state_dict']
+    kept = []
+    for key, value in seg.state_dict().items():
+        source = loaded.get(f'backbone.{key}')
+        if source is not None and source.shape == value.shape:
+            assert torch.equal(value, source), key
+        else:
+            assert torch.equal(value, before[key]), key
+            kept.append(key)
+    assert any(k.startswith('stage1.') for k in seg.state_dict() if k not in kept)
+    assert any('.repmlp.fc3' in k for k in kept)  # g8 -> g4 and h 7 -> 10
+    log = [line for line in open(tmp_path / 'log.txt') if 'strict=False' in line]
+    assert len(log) == 1 and 'stage2.1.repmlp' in log[0]

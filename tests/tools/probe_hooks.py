@@ -131,3 +131,16 @@ class KillDuringSaveHook(Hook):
         else:
             sys.addaudithook(at_last_checkpoint if self.point == 'last_checkpoint'
                              else at_commit)
+
+
+class InterruptAfterIterHook(Hook):
+    """Ctrl-C (SIGINT to this process) right after iteration ``at_iter`` (1-based) and its
+    checkpoint."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGINT)

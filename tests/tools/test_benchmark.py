@@ -23,6 +23,8 @@ def test_vs_prints_a_ratio_line(tmp_path):
     assert (first, second) == ('tiny_repmlp_resnet (deploy)', 'tiny_base (deploy)')
     assert float(ratio) > 0
     assert 'tiny_repmlp_resnet (deploy)' in result.stdout.splitlines()[-3]
+    # what was asked only: the machine lines and the table, no weight-initialization log
+    assert len((result.stdout + result.stderr).splitlines()) < 15, result.stdout[:2000]
 
 
 def test_ratio_is_images_per_second_of_first_over_second():

@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--deploy | --optimize]
         [--batch N] [--vs CONFIG2 [--vs-deploy | --vs-optimize]] [--rounds R] [--warmup W]
-        [--shape H W] [--device cpu|cuda]
+        [--shape H W] [--device cpu|cuda] [--verbose]
 
 With --vs both models run in interleaved rounds and a ratio line compares them. --deploy
 converts the first model, --vs-deploy the second: ``CONFIG --deploy --vs CONFIG`` compares the
@@ -10,7 +10,8 @@ deploy form with the training form. --optimize (--vs-optimize) runs the model as
 ``optimize_for_inference`` makes it (deploy form, channels_last, torch.compile); its first
 warm-up round compiles: ``CONFIG --optimize --vs CONFIG --vs-deploy`` shows what that gains.
 The report opens with the machine lines (processor and its flags, torch threads, load average
-before and after the measurement).
+before and after the measurement); MMEngine's log of building the models is shown with
+--verbose only.
 """
 import argparse
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
                         help="input size (default: each config's own)")
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         help='where to run (default: cuda when available)')
+    parser.add_argument('--verbose', action='store_true',
+                        help="also print MMEngine's log of building the models")
     return parser.parse_args(argv)
 
 
@@ -53,7 +56,8 @@ def main(argv=None):
         specs.append(ModelSpec(args.vs, deploy=args.vs_deploy, optimize=args.vs_optimize))
     device = resolve_device(args.device)
     load_before = load_average()
-    results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds, device)
+    results = benchmark_models(specs, args.batch, args.shape, args.warmup, args.rounds, device,
+                               args.verbose)
     print(machine_lines(device, [f'batch {args.batch}'], args.rounds, load_before))
     print(format_results(results))
 

@@ -9,13 +9,16 @@ artifact (default: <checkpoint without extension>.onnx / .pt2 / .ts) takes a pre
 (normalized) batch and returns the raw network output; it is written only after it ran in its
 own runtime (onnxruntime, AOTInductor, torch.jit) on random batches within --tolerance of
 PyTorch. Exits 1 with a one-line error for bad input, a forward that cannot be exported (the
-error names the module) or a failed check; nothing is written then.
+error names the module) or a failed check; nothing is written then. The last two lines say
+what the artifact takes: the input's shape (a batch of one unless --batch or --dynamic-batch)
+and the preprocessing, which ``mmrepmlp.apis.export.image_to_input(CONFIG, IMAGE)`` applies to
+an image file.
 """
 import argparse
 
 import mmrepmlp  # noqa: F401  (compat fixes and registries)
 from mmrepmlp.apis.cli import tool_main
-from mmrepmlp.apis.export import DEFAULT_BATCH, export_checkpoint
+from mmrepmlp.apis.export import DEFAULT_BATCH, DYNAMIC_EXAMPLE_BATCH, export_checkpoint
 from mmrepmlp.deployment import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS
 
 
@@ -30,8 +33,9 @@ def parse_args(argv=None):
                         'extension .onnx, .pt2 or .ts)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help="input size (default: the config's input size)")
-    parser.add_argument('--batch', type=int, default=DEFAULT_BATCH,
-                        help='example batch size (default: %(default)s)')
+    parser.add_argument('--batch', type=int,
+                        help=f'example batch size (default: {DEFAULT_BATCH}; '
+                        f'{DYNAMIC_EXAMPLE_BATCH} with --dynamic-batch)')
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='make the batch axis dynamic (checked on a second batch size)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,

@@ -15,12 +15,17 @@ from .recordio import (
     unpack_record,
 )
 from .synthetic import SyntheticFaceDataset
-from .verification_bin import FaceVerificationDataset, decode_face_image, load_verification_bin
+from .verification_bin import (
+    FaceVerificationDataset,
+    decode_face_image,
+    dump_verification_bin,
+    load_verification_bin,
+)
 
 __all__ = [
     'FaceLayout', 'MXFaceDataset', 'Record', 'RecordIOError', 'RecordReader', 'RecordWriter',
     'pack_record', 'read_face_layout', 'unpack_record', 'FaceVerificationDataset',
-    'decode_face_image', 'load_verification_bin', 'SyntheticFaceDataset', 'ARCFACE_TEMPLATE',
-    'align_face', 'five_landmarks', 'similarity_transform', 'IJB_TARGETS', 'IJBMeta', 'ijb_files',
-    'read_ijb_meta'
+    'decode_face_image', 'load_verification_bin', 'dump_verification_bin', 'SyntheticFaceDataset',
+    'ARCFACE_TEMPLATE', 'align_face', 'five_landmarks', 'similarity_transform', 'IJB_TARGETS',
+    'IJBMeta', 'ijb_files', 'read_ijb_meta'
 ]

@@ -13,10 +13,11 @@ A payload is an image record: a 24-byte header ``struct '<IfQQ'`` (flag, label, 
 ``flag`` float32 label values when ``flag > 0`` (the header's own label is then 0), then the
 encoded image.
 
-insightface's layout (:func:`read_face_layout`): record 0 is a header record whose label vector
-``[a, b]`` says that keys ``1 .. a-1`` are images and keys ``a .. b-1`` identity records, each
-labelled with the ``[start, end)`` range of its identity's image keys. A shuffled file has no
-header: every key is an image whose label is the identity.
+insightface's layout (:func:`read_face_layout`): record 0 is an image-less header record whose
+label vector ``[a, b]`` says that keys ``1 .. a-1`` are images and keys ``a .. b-1`` identity
+records, each labelled with the ``[start, end)`` range of its identity's image keys. A shuffled
+file, or one written by mxnet's ``im2rec --pack-label``, has no header: every key is an image
+whose label (the first value of a label vector) is the identity.
 
 :class:`RecordReader` is safe in dataloader workers and distributed training: it opens its file
 lazily, re-opens it in a process that did not open it (a forked worker), and is pickled without
@@ -460,11 +461,13 @@ class FaceLayout:
 def read_face_layout(reader):
     """Find the image records of a face ``.rec`` and their identities.
 
-    With insightface's header (record 0 has a label vector ``[a, b]``) the identity records
-    ``a .. b-1`` give each identity's image key range, and identity ``j`` (record ``a + j``)
-    is label ``j``: only ``b - a`` records are read. Otherwise every record is an image
-    labelled by its own header (only the first 36 bytes of each are read), and the number of
-    identities is the largest label + 1, so that labels index a classifier.
+    With insightface's header (record 0 has a label vector ``[a, b]`` and no image) the
+    identity records ``a .. b-1`` give each identity's image key range, and identity ``j``
+    (record ``a + j``) is label ``j``: only ``b - a`` records are read. Otherwise (a shuffled
+    file, or one that ``im2rec --pack-label`` wrote) every record is an image labelled by its
+    own header, the first value of a label vector (only the first 36 bytes of each are read),
+    and the number of identities is the largest label + 1, so that labels index a
+    classifier.
 
     Args:
         reader (RecordReader): the opened file.
@@ -475,7 +478,7 @@ def read_face_layout(reader):
     """
     if 0 in reader:
         header = reader.read(0)
-        if header.flag > 0:
+        if is_insightface_header(header):
             return _layout_from_identity_records(reader, header)
     keys, labels = reader.keys, reader.read_identities()
     if labels.min() < 0:
@@ -493,6 +496,13 @@ def _check_labels_within_records(reader, keys, labels):
                            f'the {len(keys)} records of the file: a header-less file numbers '
                            'its identities from 0, so the label is corrupt; pack the folder '
                            'again')
+
+
+def is_insightface_header(record):
+    """Whether record 0 is insightface's header: a label vector and no image. A file that
+    mxnet's ``im2rec --pack-label`` wrote has label vectors on every record, record 0
+    included, but every record carries an image."""
+    return record.flag > 0 and not record.image
 
 
 def _layout_from_identity_records(reader, header):

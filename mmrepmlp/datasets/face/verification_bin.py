@@ -18,9 +18,13 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
 from ...utils.errors import InputError
+from ...utils.files import atomic_write
 from .images import MAX_IMAGE_PIXELS, decode_image
 
-__all__ = ['FaceVerificationDataset', 'decode_face_image', 'load_verification_bin']
+__all__ = [
+    'FaceVerificationDataset', 'decode_face_image', 'load_verification_bin',
+    'dump_verification_bin'
+]
 
 # What numpy arrays in these files may hold: images (uint8) and pair labels (bool).
 _ALLOWED_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_))
@@ -178,6 +182,27 @@ def load_verification_bin(path):
         raise InputError(f'{path} holds {len(images)} images for {issame.size} pairs, not '
                          f'{2 * issame.size}; the file is truncated or corrupt')
     return images, issame
+
+
+def dump_verification_bin(images, issame, path):
+    """Write pairs as a verification ``.bin`` that insightface's loader and
+    :func:`load_verification_bin` read: a pickle of ``(images, issame)``, atomically.
+
+    Args:
+        images (Sequence[bytes]): ``2P`` encoded images, pair ``k`` being ``2k`` and ``2k + 1``.
+        issame (Sequence[bool]): the ``P`` pair labels.
+        path (str): the ``.bin`` to write.
+    """
+    issame = [bool(same) for same in issame]
+    if len(images) != 2 * len(issame) or not issame:
+        raise InputError(f'{len(images)} images for {len(issame)} pairs: a verification .bin '
+                         'needs two images per pair and at least one pair')
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            pickle.dump(([bytes(image) for image in images], issame), f, protocol=4)
+
+    atomic_write(path, write)
 
 
 def _named_bin_files(bin_files):

@@ -3,6 +3,7 @@ from dataclasses import dataclass, replace
 from typing import Collection, Optional, Tuple, Union
 
 import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from ...reparam import reparameterize_children
@@ -373,12 +374,23 @@ class RepMLPResNet(FreezableBackbone):
 
     # ------------------------------------------------------------------ runtime
     def forward(self, x):
-        if self.fixed_input_size and tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(
+        size = tuple(x.shape[-2:])
+        if not self.fixed_input_size or size == self.img_size:
+            return self._forward_stages(x)
+        if any(s > built for s, built in zip(size, self.img_size)):
+            raise InputError(
                 f'RepMLPResNet was built for inputs of img_size {self.img_size} (its RepMLPs '
-                f'have fixed sizes) but got {tuple(x.shape)}; set img_size (in a config: '
-                'model.backbone.img_size) to the input size, resize the input, or run larger '
-                "inputs as windows with repmlp_cfg=dict(larger_input='windows')")
+                f'have fixed sizes) and got one larger than img_size, {tuple(x.shape)}; run '
+                "larger inputs as windows of img_size with repmlp_cfg=dict(larger_input="
+                "'windows') (in a config: model.backbone.repmlp_cfg), set img_size "
+                '(model.backbone.img_size) to the input size, or resize the input')
+        # Smaller (the last row or column of a sliding window over a small image): padded
+        # at the bottom and right as the RepMLPs pad a partial partition, outputs cropped.
+        pad = (0, self.img_size[1] - size[1], 0, self.img_size[0] - size[0])
+        outs = self._forward_stages(F.pad(x, pad))
+        return tuple(out[..., :h, :w] for out, (h, w) in zip(outs, self._output_sizes(size)))
+
+    def _forward_stages(self, x):
         x = self.maxpool(self.stem(x))
         outs = []
         for i, name in enumerate(self.stage_names):
@@ -386,6 +398,16 @@ class RepMLPResNet(FreezableBackbone):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def _output_sizes(self, size):
+        """The ``(H, W)`` of each returned stage output for an input of ``size``."""
+        size = tuple(math.ceil(math.ceil(s / 2) / 2) for s in size)  # stem and max-pool
+        sizes = []
+        for i, stride in enumerate(self.strides):
+            size = tuple(math.ceil(s / stride) for s in size)
+            if i in self.out_indices:
+                sizes.append(size)
+        return sizes
 
     def frozen_modules(self):
         frozen = [self.stem] if self.frozen_stages >= 0 else []
@@ -409,24 +431,23 @@ class RepMLPResNet(FreezableBackbone):
         size (ImageNet at 320) and used at another (Cityscapes crops of 713, Sec. 4.4) keeps
         the random FC1 and FC2 of every block where they differ, as in the paper, and the log
         names them once. Any other missing, unexpected or reshaped tensor is an error naming
-        it.
+        it, unless the init config has ``strict=False``: then every tensor whose key and
+        shape fit is loaded, the others keep their initialization, and the log names them
+        once (e.g. a released model of another arch as the start of a segmentation backbone).
         """
         init_cfg = self.init_cfg
         if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
             return super().init_weights()
-        self._load_pretrained(init_cfg['checkpoint'], init_cfg.get('prefix'))
+        if init_cfg.get('strict', True):
+            self._load_pretrained(init_cfg['checkpoint'], init_cfg.get('prefix'))
+        else:
+            self._load_what_fits(init_cfg['checkpoint'], init_cfg.get('prefix'))
         self._is_init = True
 
     def _load_pretrained(self, checkpoint, prefix=None):
         from mmengine.logging import MMLogger
 
-        state_dict = read_checkpoint(checkpoint)[1]
-        if prefix:
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise InputError(f'pretrained checkpoint {checkpoint} has no key starting with '
-                                 f'the prefix {prefix!r}')
+        state_dict = _pretrained_state_dict(checkpoint, prefix)
         own = self.state_dict()
         missing, unexpected, reshaped = state_dict_differences(shapes(own), shapes(state_dict))
         # A block whose FC1/FC2 differ in shape (another number of partitions) keeps all four
@@ -447,6 +468,34 @@ class RepMLPResNet(FreezableBackbone):
                 f'the FC1/FC2 of {len(blocks)} RepMLP blocks keep their random initialization '
                 f'({len(random)} tensors), their sizes in {checkpoint} being for other '
                 f'feature-map sizes: {", ".join(random)}')
+
+
+    def _load_what_fits(self, checkpoint, prefix=None):
+        """``init_cfg`` with ``strict=False``: load the tensors whose key and shape fit, and
+        name the modules whose tensors keep their initialization."""
+        from mmengine.logging import MMLogger
+
+        state_dict = _pretrained_state_dict(checkpoint, prefix)
+        own = self.state_dict()
+        fitting = {k: v for k, v in state_dict.items() if k in own and v.shape == own[k].shape}
+        self.load_state_dict(fitting, strict=False)
+        kept = sorted(k for k in own if k not in fitting)
+        modules = sorted({k.rsplit('.', 1)[0] for k in kept})
+        MMLogger.get_current_instance().info(
+            f'pretrained checkpoint {checkpoint} with strict=False: loaded {len(fitting)} of '
+            f'{len(own)} tensors; {len(kept)} tensors of {len(modules)} modules keep their '
+            f'initialization (absent or shaped otherwise there): {", ".join(modules)}')
+
+
+def _pretrained_state_dict(checkpoint, prefix=None):
+    """The tensors of ``checkpoint`` under ``prefix``, the prefix removed."""
+    state_dict = read_checkpoint(checkpoint)[1]
+    if prefix:
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not state_dict:
+            raise InputError(f'pretrained checkpoint {checkpoint} has no key starting with the '
+                             f'prefix {prefix!r}')
+    return state_dict
 
 
 def _is_global_fc(key):
