@@ -77,6 +77,13 @@ MODELS = {
     # the margin head only trains: the docs count the embedder (backbone and neck)
     **{name: config(f'repmlp_face/{name}_8xb64_ms1mv2.py', 96, **{'model.head.num_classes': 2})
        for name in ('mobilefacenet', 'faceres50', 'repmlp-faceres50')},
+    **{f'{name}-112px': config(f'repmlp_face/{name}_8xb64_ms1mv2-112px.py', 112,
+                               **{'model.head.num_classes': 2})
+       for name in ('mobilefacenet', 'faceres50', 'repmlp-faceres50')},
+    **{f'RepMLPNet-{arch.upper()}{size}': config(
+        f'repmlpnet/repmlpnet-{arch}_8xb32_in1k{"-256px" if size == 256 else ""}.py', size)
+       for arch, size in (('t', 224), ('b', 224), ('t', 256), ('b', 256), ('d', 256),
+                          ('l', 256))},
     'pspnet-repmlp-res50-g4g8': config(SEG.format('repmlp-res50-g4g8-d8'), 713,
                                        **{'model.backbone.init_cfg': None}),
     'pspnet-res50-d8': config(SEG.format('res50-d8'), 713),
@@ -91,6 +98,8 @@ DOC_NAMES = {
     'E RepMLP as': 'pure-mlp-repmlp-conv9',
     **{f'{name}_8xb64_ms1mv2': name for name in ('mobilefacenet', 'faceres50',
                                                  'repmlp-faceres50')},
+    **{f'{name}_8xb64_ms1mv2-112px': f'{name}-112px' for name in (
+        'mobilefacenet', 'faceres50', 'repmlp-faceres50')},
 }
 
 
