@@ -45,7 +45,12 @@ def upstream_job(trained, config_files):
     pkg_resources as with setuptools>=81)."""
     code = BLOCK_PKG_RESOURCES + ATTEMPT + textwrap.dedent(f"""\
         import importlib
+        import sys
         from mmengine import Config
+
+        # the installed start-up hook would import mmrepmlp (and its fixes) before mmseg
+        sys.meta_path[:] = [finder for finder in sys.meta_path
+                            if type(finder).__name__ != 'ImportMmrepmlpBeforeMmseg']
 
         attempt('config_mmpretrain',
                 lambda: Config.fromfile({config_files['mmpretrain']!r}).model.type)

@@ -20,6 +20,7 @@ from helpers_tools import (
     write_config,
 )
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain import get_model
 
@@ -131,7 +132,8 @@ def test_optimized_segmentor_predicts_as_eager(tmp_path):
                           base=TINY_SEG_CONFIG)
     model, cfg = load_model(config)
     model = randomize_norm_layers(model).eval()
-    batch = next(iter(Runner.build_dataloader(cfg.test_dataloader)))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):  # MMSeg's data set
+        batch = next(iter(Runner.build_dataloader(cfg.test_dataloader)))
 
     fast = optimize_for_inference(model, log=lambda line: None)
     with torch.no_grad():

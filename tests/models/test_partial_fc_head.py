@@ -83,7 +83,7 @@ def local_labels_of(head, labels):
 
 
 def two_process_worker(rank, port, out_dir):
-    torch.set_num_threads(1)  # before any work in a forked child
+    torch.set_num_threads(1)  # two processes on the CI's two cores
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=2)
     weight, embeddings, labels = global_batch()
@@ -133,9 +133,10 @@ def two_process_worker(rank, port, out_dir):
 @pytest.fixture(scope='module')
 def two_processes(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('partial_fc')
-    # forked: the children start with the imports done (a spawned one would import again)
+    # spawned, not forked: a fork of a process whose autograd threads have run (an earlier
+    # test in the same worker) cannot run backward
     mp.start_processes(two_process_worker, args=(free_port(), str(out_dir)), nprocs=2,
-                       start_method='fork')
+                       start_method='spawn')
     return [torch.load(out_dir / f'rank{rank}.pth') for rank in range(2)]
 
 

@@ -90,6 +90,7 @@ class DumpHeadShardHook(Hook):
                    osp.join(self.out_dir, f'head_shard_rank{get_rank()}.pth'))
 
 
+@HOOKS.register_module()
 class KillDuringSaveHook(Hook):
     """Kill the process at a chosen point of saving the checkpoint of epoch ``at_epoch``, the
     same point every time (no timing involved):
@@ -133,6 +134,7 @@ class KillDuringSaveHook(Hook):
                              else at_commit)
 
 
+@HOOKS.register_module()
 class InterruptAfterIterHook(Hook):
     """Ctrl-C (SIGINT to this process) right after iteration ``at_iter`` (1-based) and its
     checkpoint."""

@@ -12,3 +12,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=1500, end=80000),
 ]
+# the recipe's batch: 8 GPUs x 2 images (tools/train.py --auto-scale-lr scales lr to another)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
