@@ -10,9 +10,10 @@ What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel
 backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
 groupwise FC3 is handed to the quantizer as one FC per group (:class:`SplitGroupwiseFC`):
 the quantizer leaves a batched matmul in float32, and oneDNN's int8 grouped conv is slower than
-the per-group FCs. RepMLPNet's FC3, whose share-sets are up to 256 groups, is handed over as
-the grouped 1x1 conv it equals (:class:`GroupedConvFC`): one FC per share-set would be
-hundreds of tiny int8 FCs, minutes to quantize and compile and slower to run.
+the per-group FCs. That holds for a few groups (up to :data:`MAX_SPLIT_GROUPS`); RepMLPNet's
+FC3 of 16 to 256 share-sets is handed over as the grouped 1x1 conv it equals
+(:class:`GroupedConvFC`): one FC per share-set would be hundreds of tiny int8 FCs, minutes to
+quantize and compile and slower to run than the one grouped conv.
 """
 import copy
 import functools
@@ -22,10 +23,14 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
-from ...models.blocks import RepMLPNetBlock
 from ...models.layers import GroupwiseFC
 from ..convert import convert_model
 from ..inference import compile_frozen, inductor_available, make_inference_only
+
+# Groupwise FCs of up to this many groups are quantized as one FC per group, those of more
+# as one grouped conv (oneDNN's int8 FCs beat its grouped conv on RepMLP-Res50's FC3s of 4
+# and 8 groups and on RepMLPNet's of 1 and 4 share-sets; the grouped conv wins from 16).
+MAX_SPLIT_GROUPS = 8
 
 
 class SplitGroupwiseFC(nn.Module):
@@ -220,7 +225,7 @@ def _as_quantizable_fcs(network):
         if isinstance(module, GroupwiseFC):
             parent, _, attribute = name.rpartition('.')
             owner = network.get_submodule(parent)
-            form = GroupedConvFC if isinstance(owner, RepMLPNetBlock) else SplitGroupwiseFC
+            form = SplitGroupwiseFC if module.groups <= MAX_SPLIT_GROUPS else GroupedConvFC
             setattr(owner, attribute, form(module))
             swapped[name] = form
     return swapped
@@ -238,8 +243,8 @@ def int8_weights(model):
 
     Returns:
         dict[str, Tensor]: the name each conv or FC has in the float model -> its dequantized
-        weight (a groupwise FC3: its ``(O, C // g)`` weight, the FCs of its groups stacked;
-        RepMLPNet's FC3: the grouped conv's ``(O, C // g, 1, 1)``).
+        weight (a groupwise FC3: its ``(O, C // g)`` weight, the FCs of its groups stacked; one of
+        more than :data:`MAX_SPLIT_GROUPS` groups: the grouped conv's ``(O, C // g, 1, 1)``).
     """
     weights = {}
     for prefix, module in model.named_modules():
