@@ -232,7 +232,7 @@ def _as_quantizable_fcs(network):
 
 
 def _describe_forms(swapped):
-    """``'<n> groupwise FCs quantized as one FC per group, <m> as grouped convs'``."""
+    """``'<n> groupwise FCs quantized as one FC per group, <m> as grouped 1x1 convs'``."""
     forms = list(swapped.values())
     return (f'{forms.count(SplitGroupwiseFC)} groupwise FCs quantized as one FC per group, '
             f'{forms.count(GroupedConvFC)} as grouped 1x1 convs')
