@@ -45,6 +45,7 @@ from .outputs import (
 )
 from .quantization import (
     FC3WithBN,
+    GroupedConvFC,
     Int8Network,
     QuantAwareTrainingHook,
     SplitGroupwiseFC,
@@ -67,7 +68,7 @@ __all__ = [
     'export_pt2', 'export_torchscript', 'export_program', 'exportable_model', 'verify_artifact',
     'DEFAULT_TOLERANCE', 'compare_outputs', 'forward_raw', 'output_tensors', 'random_batch',
     'raw_outputs', 'quantize_int8', 'int8_weights', 'calibration_inputs', 'Int8Network',
-    'SplitGroupwiseFC', 'fake_quantize_weight', 'fake_quantized_deploy_fcs',
+    'SplitGroupwiseFC', 'GroupedConvFC', 'fake_quantize_weight', 'fake_quantized_deploy_fcs',
     'int8_weight_scale', 'insert_fc3_bn', 'fuse_fc3_bn', 'FC3WithBN', 'prepare_quant_aware',
     'is_quant_aware', 'QuantAwareTrainingHook', 'FaceEmbeddingInferencer'
 ]

@@ -29,6 +29,9 @@ from .convert import convert_model
 
 BACKENDS = ('auto', 'inductor', 'eager')
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# Compiled (part, input shape) pairs of all optimized models in a process, e.g. 4 models of
+# 3 parts at 4 batch sizes (Dynamo's own limit, 8, is reached by 3 such models).
+COMPILED_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,11 @@ def compile_frozen(forward, device):
 
     Shapes are static: each new input shape compiles its own code (the fastest; and
     inductor's dynamic-shape code for int8 convs fails its own stride checks in torch 2.14).
-    After ``torch._dynamo.config.recompile_limit`` shapes (8) further ones run eagerly.
+    Dynamo keeps the compiled code per Python function, so the wrappers of every compiled part
+    of every model in the process share one cache; its limit is raised from Dynamo's 8 to
+    :data:`COMPILED_ENTRIES` entries while they run, beyond which further ones run eagerly.
     """
+    from torch._dynamo import config as dynamo_config
     from torch._inductor import config as inductor_config
 
     options = dict(max_autotune=True, **{'triton.cudagraphs': True}) if (
@@ -232,7 +238,8 @@ def compile_frozen(forward, device):
         # Freezing must be on while Dynamo traces (the first call of each input shape), not
         # only in inductor's options: Dynamo then marks the parameters static, which is what
         # lets inductor fold them into constants and prepack the convs' weights.
-        with inductor_config.patch(freezing=True):
+        with inductor_config.patch(freezing=True), dynamo_config.patch(
+                recompile_limit=COMPILED_ENTRIES):
             return compiled(*args, **kwargs)
 
     return run

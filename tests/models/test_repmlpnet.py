@@ -139,7 +139,7 @@ def test_presets_are_case_insensitive_and_custom_archs_are_checked():
         HierRepMLPNet('x')
     with pytest.raises(ValueError, match=r"lacks \['num_sharesets'\]"):
         HierRepMLPNet(dict(channels=(8, 16), num_blocks=(1, 1)))
-    with pytest.raises(ValueError, match='arch num_blocks'):
+    with pytest.raises(ValueError, match='need one entry per stage each, got 4, 2, 4'):
         HierRepMLPNet(dict(TINY, num_blocks=(1, 1)), img_size=64)
     with pytest.raises(ValueError, match='stage 2 .*num_sharesets'):
         HierRepMLPNet(dict(TINY, num_sharesets=(1, 3, 4, 8)), img_size=64)

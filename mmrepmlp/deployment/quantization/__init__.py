@@ -10,11 +10,19 @@
 """
 from .bn_recovery import FC3WithBN, fuse_fc3_bn, insert_fc3_bn
 from .fake_quant import fake_quantize_weight, fake_quantized_deploy_fcs, int8_weight_scale
-from .ptq import Int8Network, SplitGroupwiseFC, calibration_inputs, int8_weights, quantize_int8
+from .ptq import (
+    GroupedConvFC,
+    Int8Network,
+    SplitGroupwiseFC,
+    calibration_inputs,
+    int8_weights,
+    quantize_int8,
+)
 from .qat import QuantAware, QuantAwareTrainingHook, is_quant_aware, prepare_quant_aware
 
 __all__ = [
     'quantize_int8', 'int8_weights', 'calibration_inputs', 'Int8Network', 'SplitGroupwiseFC',
+    'GroupedConvFC',
     'fake_quantize_weight', 'fake_quantized_deploy_fcs', 'int8_weight_scale', 'insert_fc3_bn',
     'fuse_fc3_bn', 'FC3WithBN', 'prepare_quant_aware', 'is_quant_aware', 'QuantAware',
     'QuantAwareTrainingHook'

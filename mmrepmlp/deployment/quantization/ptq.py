@@ -10,7 +10,10 @@ What is quantized: the convs and FCs of the network (for an MMEngine ``BaseModel
 backbone, which holds almost all the compute; the neck and heads stay float32). RepMLP's
 groupwise FC3 is handed to the quantizer as one FC per group (:class:`SplitGroupwiseFC`):
 the quantizer leaves a batched matmul in float32, and oneDNN's int8 grouped conv is slower than
-the per-group FCs.
+the per-group FCs. That holds for a few groups (up to :data:`MAX_SPLIT_GROUPS`); RepMLPNet's
+FC3 of 16 to 256 share-sets is handed over as the grouped 1x1 conv it equals
+(:class:`GroupedConvFC`): one FC per share-set would be hundreds of tiny int8 FCs, minutes to
+quantize and compile and slower to run than the one grouped conv.
 """
 import copy
 import functools
@@ -31,6 +34,11 @@ from ..outputs import output_tensors
 # held-back calibration batch: a well calibrated model differs by about 1%, one calibrated
 # on an outlier or on inputs of another scale by about 100%.
 INT8_TOLERANCE = 0.2
+
+# Groupwise FCs of up to this many groups are quantized as one FC per group, those of more
+# as one grouped conv (oneDNN's int8 FCs beat its grouped conv on RepMLP-Res50's FC3s of 4
+# and 8 groups and on RepMLPNet's of 1 and 4 share-sets; the grouped conv wins from 16).
+MAX_SPLIT_GROUPS = 8
 
 
 class SplitGroupwiseFC(nn.Module):
@@ -54,6 +62,29 @@ class SplitGroupwiseFC(nn.Module):
         """``(N, in_features)`` -> ``(N, out_features)``."""
         parts = x.chunk(len(self.fcs), dim=1)
         return torch.cat([linear(part) for linear, part in zip(self.fcs, parts)], dim=1)
+
+    def features_first(self, x):
+        """``(N, in_features)`` -> ``(out_features, N)``."""
+        return self(x).t()
+
+
+class GroupedConvFC(nn.Module):
+    """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the grouped 1x1 conv it equals
+    on ``(N, in_features, 1, 1)`` (``conv``, a plain ``nn.Conv2d``: what the int8 quantizer
+    recognizes): one layer however many groups, quantized per output channel as an FC is;
+    same calls (``forward``, ``features_first``), same results."""
+
+    def __init__(self, fc):
+        super().__init__()
+        self.conv = nn.Conv2d(fc.in_features, fc.out_features, 1, groups=fc.groups,
+                              bias=fc.bias is not None, device='meta')
+        self.conv.weight = nn.Parameter(fc.weight.detach()[:, :, None, None])
+        if fc.bias is not None:
+            self.conv.bias = nn.Parameter(fc.bias.detach())
+
+    def forward(self, x):
+        """``(N, in_features)`` -> ``(N, out_features)``."""
+        return self.conv(x[:, :, None, None]).flatten(1)
 
     def features_first(self, x):
         """``(N, in_features)`` -> ``(out_features, N)``."""
@@ -136,7 +167,7 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     inputs = calibration_inputs(quantized, calibration, max_batches)
     _check_not_constant(inputs)
     name, network = _network(quantized)
-    swapped = _as_split_fcs(network)
+    swapped = _as_quantizable_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
     # an example batch of 1 would fix the batch size to 1
     example = inputs[0] if len(inputs[0]) > 1 else inputs[0].expand(2, *inputs[0].shape[1:])
@@ -155,7 +186,7 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     checked = ('a single image, no held-back check' if error is None else
                f'{error:.1%} from float32 (relative RMS) on the held-back batch')
     log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
-        f'{len(swapped)} groupwise FCs quantized as one FC per group; calibrated on '
+        f'{_describe_forms(swapped)}; calibrated on '
         f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images): {checked}; '
         f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
         f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
@@ -309,16 +340,30 @@ def _network(model):
     return ('backbone', model.backbone) if isinstance(model, BaseModel) else (None, model)
 
 
-def _as_split_fcs(network):
-    """Replace every groupwise FC of ``network`` with more than one group by its
-    :class:`SplitGroupwiseFC`, in place; returns their names."""
-    names = [name for name, module in network.named_modules()
-             if isinstance(module, GroupwiseFC) and module.groups > 1]
-    for name in names:
-        parent, _, attribute = name.rpartition('.')
-        owner = network.get_submodule(parent)
-        setattr(owner, attribute, SplitGroupwiseFC(getattr(owner, attribute)))
-    return names
+def _as_quantizable_fcs(network):
+    """Replace every groupwise FC of ``network`` by the form the quantizer quantizes (see the
+    module's docstring), in place. Also those of one group: their ``features_first`` is a
+    batched matmul, which the quantizer leaves in float32.
+
+    Returns:
+        dict[str, type]: the replaced FCs' names -> the class of their replacement.
+    """
+    swapped = {}
+    for name, module in list(network.named_modules()):
+        if isinstance(module, GroupwiseFC):
+            parent, _, attribute = name.rpartition('.')
+            owner = network.get_submodule(parent)
+            form = SplitGroupwiseFC if module.groups <= MAX_SPLIT_GROUPS else GroupedConvFC
+            setattr(owner, attribute, form(module))
+            swapped[name] = form
+    return swapped
+
+
+def _describe_forms(swapped):
+    """``'<n> groupwise FCs quantized as one FC per group, <m> as grouped 1x1 convs'``."""
+    forms = list(swapped.values())
+    return (f'{forms.count(SplitGroupwiseFC)} groupwise FCs quantized as one FC per group, '
+            f'{forms.count(GroupedConvFC)} as grouped 1x1 convs')
 
 
 def int8_weights(model):
@@ -326,7 +371,8 @@ def int8_weights(model):
 
     Returns:
         dict[str, Tensor]: the name each conv or FC has in the float model -> its dequantized
-        weight (a groupwise FC3: its ``(O, C // g)`` weight, the FCs of its groups stacked).
+        weight (a groupwise FC3: its ``(O, C // g)`` weight, the FCs of its groups stacked; one of
+        more than :data:`MAX_SPLIT_GROUPS` groups: the grouped conv's ``(O, C // g, 1, 1)``).
     """
     weights = {}
     for prefix, module in model.named_modules():
@@ -357,8 +403,11 @@ def _graph_int8_weights(graph_module):
 def _layer_name(node):
     """``(name, group)``: the float model's name of the layer a conv or FC node comes from
     (the innermost module) and group 0; for an FC of a :class:`SplitGroupwiseFC`, the name of
-    the groupwise FC it replaced and the FC's group."""
+    the groupwise FC it replaced and the FC's group; for the conv of a :class:`GroupedConvFC`,
+    the name of the groupwise FC it replaced."""
     stack = list(node.meta['nn_module_stack'].values())
     if len(stack) > 1 and stack[-2][1].endswith(SplitGroupwiseFC.__qualname__):
         return stack[-2][0], int(stack[-1][0].rpartition('.')[2])
+    if len(stack) > 1 and stack[-2][1].endswith(GroupedConvFC.__qualname__):
+        return stack[-2][0], 0
     return stack[-1][0], 0

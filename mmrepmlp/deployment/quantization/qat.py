@@ -15,9 +15,13 @@ tests: ``custom_hooks = [dict(type='QuantAwareTrainingHook')]``.
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ...models.blocks import RepMLPBlock
+from ...models.blocks import RepMLPBlock, RepMLPNetBlock
 from ...utils.errors import InputError
 from .fake_quant import fake_quantized_deploy_fcs
+
+# The blocks with ``forward_with_fcs`` and ``get_equivalent_fc1_fc3_params``: RepMLP-ResNet's
+# and RepMLPNet's RepMLP blocks.
+QUANT_AWARE_BLOCKS = (RepMLPBlock, RepMLPNetBlock)
 
 
 class QuantAware:
@@ -61,7 +65,7 @@ def prepare_quant_aware(model):
     """
     names = []
     for name, module in model.named_modules():
-        if isinstance(module, RepMLPBlock):
+        if isinstance(module, QUANT_AWARE_BLOCKS):
             if not isinstance(module, QuantAware):
                 module.__class__ = _quant_aware_class(type(module))
             names.append(name)

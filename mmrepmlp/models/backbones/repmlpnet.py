@@ -20,6 +20,7 @@ from ..arguments import (
     check_norm_cfg,
     check_out_indices,
     check_pair,
+    resolve_arch,
 )
 from ..blocks.repmlpnet_block import RepMLPNetUnit, conv_bn
 from .base import FreezableBackbone
@@ -150,8 +151,9 @@ class HierRepMLPNet(FreezableBackbone):
         for i, (width, depth, sharesets) in enumerate(
                 zip(channels, self.arch['num_blocks'], self.arch['num_sharesets'])):
             if min(size) < 1:
-                raise ValueError(f'{owner}: img_size {self.img_size} leaves stage {i + 1} no '
-                                 'feature map; use a larger img_size')
+                raise ValueError(f'{owner}: img_size {self.img_size} with arch patch_size '
+                                 f'{patch} leaves stage {i + 1} no feature map; use a larger '
+                                 'img_size or a smaller patch_size')
             unit_cfg = dict(partition_size=size, num_sharesets=sharesets,
                             local_kernels=self.arch['local_kernels'],
                             gp_reduction=self.arch['gp_reduction'],
@@ -168,28 +170,17 @@ class HierRepMLPNet(FreezableBackbone):
         self._freeze_stages()
 
     def _resolve_arch(self, arch):
-        """A preset name or a custom dict -> the full arch dict, checked."""
+        """A preset name (case-insensitive) or a custom dict -> the full arch dict, checked."""
         owner = type(self).__name__
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_settings:
-                raise ValueError(f'{owner}: unknown arch {arch!r}; use one of '
-                                 f'{sorted(self.arch_settings)} or a custom dict')
-            arch = self.arch_settings[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError(f'{owner}: arch must be a preset name or a dict, got {arch!r}')
-        unknown = set(arch) - set(STAGE_KEYS) - set(ARCH_DEFAULTS)
-        missing = set(STAGE_KEYS) - set(arch)
-        if unknown or missing:
-            raise ValueError(f'{owner}: custom arch has unknown keys {sorted(unknown)} and lacks '
-                             f'{sorted(missing)}; allowed keys are {", ".join(STAGE_KEYS)}, '
-                             f'{", ".join(ARCH_DEFAULTS)}')
+        arch = resolve_arch(arch.lower() if isinstance(arch, str) else arch, self.arch_settings,
+                            owner, required=STAGE_KEYS, optional=tuple(ARCH_DEFAULTS))
         arch = {**ARCH_DEFAULTS, **arch}
-        channels = check_int_sequence(arch['channels'], 'arch channels', owner)
-        if not channels:
-            raise ValueError(f'{owner}: arch channels needs one entry per stage, got '
-                             f'{arch["channels"]!r}')
-        resolved = {key: check_int_sequence(arch[key], f'arch {key}', owner, len(channels))
+        resolved = {key: check_int_sequence(arch[key], f'arch {key}', owner)
                     for key in STAGE_KEYS}
+        lengths = [len(resolved[key]) for key in STAGE_KEYS]
+        if len(set(lengths)) != 1 or not lengths[0]:
+            raise ValueError(f'{owner}: arch {", ".join(STAGE_KEYS)} need one entry per stage '
+                             f'each, got {", ".join(map(str, lengths))} entries')
         for key in ('gp_reduction', 'ffn_ratio', 'patch_size'):
             resolved[key] = check_int(arch[key], f'arch {key}', owner)
         if not isinstance(arch['local_kernels'], (list, tuple)):

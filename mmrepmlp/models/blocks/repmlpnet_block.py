@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+from torch.func import functional_call
 
 from ...reparam import inject_locality
 from ..arguments import check_bool, check_int, check_norm_cfg, check_pair
@@ -123,18 +124,43 @@ class RepMLPNetBlock(BaseModule):
     # ----------------------------------------------------------------- forward
     def forward(self, x):
         """``(N, C, H, W)`` -> ``(N, C, H, W)``."""
+        return self._forward(x)
+
+    def forward_with_fcs(self, x, fc1, fc2, fc3):
+        """The deploy form's computation on ``x`` with the given FC parameters instead of the
+        block's own: the block's function when they are its equivalent ones
+        (:meth:`get_equivalent_fc1_fc3_params` and FC2), differentiable in them.
+
+        Args:
+            x (Tensor): the input, as for :meth:`forward`.
+            fc1 (tuple[Tensor, Tensor]): the Global Perceptron's FC1 ``(weight, bias)``.
+            fc2 (tuple[Tensor, Tensor]): its FC2 ``(weight, bias)``.
+            fc3 (tuple[Tensor, Tensor]): FC3's ``(weight, bias)`` in the deploy form's layout
+                ``(S*h*w, h*w)``.
+        """
+        return self._forward(x, (fc1, fc2, fc3))
+
+    def _forward(self, x, fcs=None):
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f'{type(self).__name__} was built for inputs (N, {self.channels}, '
                              f'H, W) but got {tuple(x.shape)}; set channels to match the input')
-        attention = self._global_perceptron(x)
+        attention = self._global_perceptron(x, fcs)
         partitions, num_parts = self._partition(x)
-        out = self._partition_perceptron(partitions)
+        if fcs is None:
+            out = self._partition_perceptron(partitions)
+        else:
+            out = self._deploy_fc3(partitions, *fcs[2])
         return self._unpartition(out, attention, num_parts, x.shape[2:])
 
-    def _global_perceptron(self, x):
-        """``(N, C)``: the channel attention of the whole map."""
-        hidden = F.relu(self.fc1(x.mean((2, 3))))
-        return torch.sigmoid(self.fc2(hidden))
+    def _global_perceptron(self, x, fcs=None):
+        """``(N, C)``: the channel attention of the whole map (``fcs``: see
+        :meth:`forward_with_fcs`)."""
+        pooled = x.mean((2, 3))
+        if fcs is None:
+            return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
+        (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = fcs
+        hidden = F.relu(F.linear(pooled, fc1_weight, fc1_bias))
+        return torch.sigmoid(F.linear(hidden, fc2_weight, fc2_bias))
 
     def _partition(self, x):
         """``(N, C, H, W)`` -> ``(N*nh*nw*C/S, S, h, w)`` (rows ordered ``N, nh, nw, C/S``) and
@@ -146,6 +172,15 @@ class RepMLPNetBlock(BaseModule):
             x = F.pad(x, (0, nw * w - W, 0, nh * h - H))
         partitions = x.reshape(N, C, nh, h, nw, w).permute(0, 2, 4, 1, 3, 5)
         return partitions.reshape(-1, S, h, w), (nh, nw)
+
+    def _deploy_fc3(self, partitions, weight, bias):
+        """The deploy form's FC3 with the given weight and bias, features first."""
+        rows, S, h, w = partitions.shape
+        # The equivalent FC3 has the deploy form's layout whatever FC3 is in training; a
+        # parameterless (meta) GroupwiseFC runs it on these tensors.
+        deploy_fc3 = GroupwiseFC(S * h * w, S * h * w, S, device='meta')
+        flat = partitions.reshape(rows, S * h * w)
+        return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, )).t()
 
     def _partition_perceptron(self, partitions):
         """FC3 (+ BN and the Local Perceptron in training form): ``(S*h*w, rows)``,
@@ -177,16 +212,22 @@ class RepMLPNetBlock(BaseModule):
         return out
 
     # ----------------------------------------------------------- re-parameterization
-    def get_equivalent_fc3_params(self):
-        """The deploy form's FC3 weight ``(S*h*w, h*w)`` and bias, from the training form.
+    def get_equivalent_fc1_fc3_params(self):
+        """The deploy form's FC1 and FC3 parameters, from the training form.
 
-        Uses the BN running statistics. Differentiable (for quantization-aware training or
-        penalties on the equivalent kernel).
+        FC1 is the Global Perceptron's own (it has no BN to absorb); FC3 absorbs its BN and the
+        Local Perceptron, with the BN running statistics. Differentiable (for
+        quantization-aware training or penalties on the equivalent kernel).
+
+        Returns:
+            tuple: ``(fc1_weight, fc1_bias, fc3_weight, fc3_bias)``, ``fc3_weight`` in the
+            layout ``(S*h*w, h*w)``.
         """
+        fc1 = (self.fc1.weight, self.fc1.bias)
         if self.deploy:
-            return self.fc3.weight, self.fc3.bias
+            return (*fc1, self.fc3.weight, self.fc3.bias)
         branches = [branch.fused_weight_bias() for branch in self.local_perceptron.values()]
-        return inject_locality(self.fc3, self.fc3_bn, branches, self.partition_size)
+        return (*fc1, *inject_locality(self.fc3, self.fc3_bn, branches, self.partition_size))
 
     def switch_to_deploy(self):
         """Merge FC3's BN and the Local Perceptron into FC3 (idempotent).
@@ -196,7 +237,7 @@ class RepMLPNetBlock(BaseModule):
         if self.deploy:
             return
         with torch.no_grad():
-            weight, bias = self.get_equivalent_fc3_params()
+            weight, bias = self.get_equivalent_fc1_fc3_params()[2:]
         self.fc3 = GroupwiseFC.from_weight(weight, bias, self.num_sharesets)
         del self.fc3_bn, self.local_perceptron
         self.deploy = True
