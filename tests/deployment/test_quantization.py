@@ -125,6 +125,8 @@ def test_split_groupwise_fc_computes_the_groupwise_fc(bias):
     with torch.no_grad():
         assert relative_difference(split(x), fc(x)) <= 1e-6
         assert relative_difference(split.features_first(x), fc.features_first(x)) <= 1e-6
+        by_group = x.reshape(5, 4, 3).transpose(0, 1)
+        assert relative_difference(split.grouped(by_group), fc.grouped(by_group)) <= 1e-6
 
 
 def test_prepare_quant_aware_needs_a_repmlp_block():
