@@ -141,7 +141,7 @@ def stacked_batch_norm(stacked, norms, groups):
     return out
 
 
-class _OtherLayoutDeploy(nn.Module):
+class OtherLayoutDeploy(nn.Module):
     """A deploy RepMLP block's function computed in another layout: the base of the deploy
     layout references. Holds the block's FCs as ``fc1``, ``fc2`` (``nn.Linear``) and ``fc3``
     (a :class:`GroupwiseFC`), so that ``quantize_int8`` quantizes them as the block's own;
@@ -163,6 +163,7 @@ class _OtherLayoutDeploy(nn.Module):
                 block.num_parts, inverse=True)
             self.fc1 = _linear(fc1_weight, fc1_bias)
             self.fc2 = _linear(fc2_weight, fc2_bias)
+        self.train(block.training)
 
     def make_fc3(self, weight, bias):
         """FC3 from its channel-major ``(weight, bias)``: a :class:`GroupwiseFC`."""
@@ -193,7 +194,7 @@ def _channels_last(x):
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-class ChannelMajorDeploy(_OtherLayoutDeploy):
+class ChannelMajorDeploy(OtherLayoutDeploy):
     """The deploy form in the paper's channel-major order (FC3 features ``(C, h, w)``, the
     Global Perceptron's ``(C, nh, nw)``): one copy into ``(N*nh*nw, C, h, w)`` with the
     Global Perceptron added in place, FC3 features-first, one un-partitioning copy. From a
@@ -216,7 +217,7 @@ class ChannelMajorDeploy(_OtherLayoutDeploy):
         return self.crop(out.permute(3, 0, 4, 1, 5, 2).reshape(N, -1, nh * h, nw * w))
 
 
-class ConvPartitionDeploy(_OtherLayoutDeploy):
+class ConvPartitionDeploy(OtherLayoutDeploy):
     """FC3 as a grouped conv whose kernel and stride are the partition, its output channels
     ordered ``(g, h, w, O/g)``, then one depth-to-space copy (runs of ``O/g`` channels from
     channels_last); the Global Perceptron is added to the map before the conv."""
@@ -268,3 +269,10 @@ def use_deploy_layout(model, layout):
             if type(child) is RepMLPBlock and child.deploy:
                 setattr(module, name, make(child))
     return model
+
+
+def deploy_layers(model):
+    """``{name: module}`` of every RepMLP layer of ``model``: its :class:`RepMLPBlock` (not
+    ``RepMLP1d``) and deploy layout references."""
+    return {name: module for name, module in model.named_modules()
+            if type(module) is RepMLPBlock or isinstance(module, OtherLayoutDeploy)}
