@@ -23,8 +23,9 @@ other deploy layouts than the block's own partition-major one (the references of
 ``benchmarks/block_references.py``: ``channel-major``, ``conv-partition``), as extra rows.
 
 Per batch size, the first call of every path is timed alone (for the compiled paths it
-includes the compilation, for the exported ones the export); for the exported ones also what
-a deployment pays at start: loading the written artifact and its first call. Then all paths
+includes the compilation, with inductor's on-disk caches empty at the start of the run; for
+the exported ones the export); for the exported ones also what a deployment pays at start:
+loading the written artifact and its first call. Then all paths
 of all models run in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`,
 median of the rounds), so that the ratios printed compare them under the same machine load.
 For every precision (float32: the exact paths; bfloat16; int8) each model's fastest path is
@@ -48,8 +49,10 @@ Timings are reported, never asserted; the goals they are read against are in doc
 model at batch 2, one round, on the paths that do not export.
 """
 import argparse
+import contextlib
 import copy
 import functools
+import os
 import os.path as osp
 import sys
 import tempfile
@@ -103,6 +106,7 @@ PRECISIONS = {'float32': FLOAT32_PATHS, 'bfloat16': ('bf16', ), 'int8': ('int8',
 EXPORTED_PATHS = ('onnxruntime', 'pt2')
 BREAKDOWN_PATHS = ('optimized', 'bf16', 'int8')
 KEPT_LAYOUT = 'partition-major'  # the block's own
+CACHE_VARIABLE = 'TORCHINDUCTOR_CACHE_DIR'
 PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
 QUICK_PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8')
 CALIBRATION_BATCHES = 2
@@ -463,6 +467,21 @@ def _official_ratio(seconds, best, name, paths):
             'official v1 deploy model (eager, same weights)')
 
 
+@contextlib.contextmanager
+def fresh_compile_cache(workdir):
+    """Inductor's on-disk caches in ``workdir`` meanwhile, so that every first call compiles
+    as in a new deployment, whatever earlier runs left in the user's cache."""
+    previous = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = osp.join(workdir, 'inductor')
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CACHE_VARIABLE]
+        else:
+            os.environ[CACHE_VARIABLE] = previous
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -480,7 +499,7 @@ def main(argv=None):
     models = with_layouts(models, args.layouts)
     names = [entry.name for entry in models]
     results = {}
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, fresh_compile_cache(workdir):
         for batch in args.batches:
             first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
             print_report(names, batch, first_call, load_call, seconds, args)
