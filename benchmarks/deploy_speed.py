@@ -52,6 +52,7 @@ import argparse
 import contextlib
 import copy
 import functools
+import math
 import os
 import os.path as osp
 import sys
@@ -327,11 +328,15 @@ def breakdown(models, batch, args):
             example = torch.randn(batch, *entry.input_shape, device=args.device)
             parts = replaced_blocks(entry.model, positions)
             layers = deploy_layers(entry.model)
-            inputs = captured_inputs(entry.model, example, {**parts, **layers})
+            # In the memory format the compiled paths run them in on the CPU.
+            inputs = {name: x.contiguous(memory_format=torch.channels_last)
+                      for name, x in captured_inputs(entry.model, example,
+                                                     {**parts, **layers}).items()}
             for name, blocks in parts.items():
                 run = build_path(path, blocks, inputs[name], args.device, None)
                 block_steps[entry.name, path, name] = no_grad_step(run, inputs[name])
             layer_s = matmul_s = None
+            macs = sum(layer_macs(layer, batch) for layer in layers.values())
             for name, layer in layers.items():
                 step = no_grad_step(build_path(path, layer, inputs[name], args.device, None),
                                     inputs[name])
@@ -339,7 +344,8 @@ def breakdown(models, batch, args):
                     step()
                 total, in_matmuls = time_in_ops(step, calls=max(3, args.rounds))
                 layer_s, matmul_s = (layer_s or 0) + total, (matmul_s or 0) + in_matmuls
-            rows[entry.name, path] = dict(layers=layer_s, matmuls=matmul_s, blocks=None)
+            rows[entry.name, path] = dict(layers=layer_s, matmuls=matmul_s, blocks=None,
+                                          macs=macs)
             print(f'# breakdown: built {entry.name} {path} at batch {batch}', file=sys.stderr,
                   flush=True)
     seconds = measure_interleaved(block_steps, warmup=args.warmup, rounds=args.rounds,
@@ -347,6 +353,15 @@ def breakdown(models, batch, args):
     for (name, path, _), s in seconds.items():
         rows[name, path]['blocks'] = (rows[name, path]['blocks'] or 0) + s
     return rows, positions
+
+
+def layer_macs(layer, batch):
+    """Multiply-accumulates of a RepMLP layer's FCs on a batch: FC3 on every partition, FC1
+    and FC2 once per image."""
+    macs = math.prod(layer.num_parts) * layer.fc3.weight.numel()
+    if layer.with_global:
+        macs += layer.fc1.weight.numel() + layer.fc2.weight.numel()
+    return batch * macs
 
 
 def replaced_positions(models):
@@ -388,25 +403,34 @@ def captured_inputs(model, example, modules):
     return inputs
 
 
-def print_breakdown(rows, positions, batch, args):
+def print_breakdown(rows, positions, seconds, batch, args):
+    """The breakdown table; ``seconds``: the whole models' (the report's), for the ceiling."""
     where = ', '.join(f'{stage} blocks {", ".join(map(str, indices))}'
                       for stage, indices in positions.items()) or 'none'
+    baseline = next(iter(rows))[0]
     print(f'\n## batch {batch}, breakdown (ms): "replaced blocks" = the blocks at the RepMLP '
           f'positions ({where}), each run built by the path on its own, median of '
           f'{args.rounds} interleaved rounds; "RepMLP layers" = each RepMLP layer built by the '
           f'path on its own, profiled over {max(3, args.rounds)} calls: its matmuls (FC1, FC2, '
-          'FC3) and the rest (copies, the Global Perceptron\'s pooling and add, quantize and '
-          'dequantize, the calls\' overhead); inputs captured from the model')
-    print('| model | path | replaced blocks | RepMLP layers | matmuls | rest | rest / matmuls |')
-    print('|---|---|---:|---:|---:|---:|---:|')
+          'FC3; their GMAC/s) and the rest (copies, the Global Perceptron\'s pooling and add, '
+          'quantize and dequantize, the calls\' overhead); inputs captured from the model, '
+          f'channels_last; "ceiling" = {baseline} / (the model - the rest), its speed ratio if '
+          'the rest were free')
+    print('| model | path | replaced blocks | RepMLP layers | matmuls | matmul GMAC/s | rest '
+          '| rest / matmuls | ceiling |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
     for (name, path), row in rows.items():
         blocks = '-' if row['blocks'] is None else f'{row["blocks"] * 1e3:.1f}'
         if row['layers'] is None:
-            layers = '- | - | - | -'
+            layers = '- | - | - | - | - | -'
         else:
             rest = row['layers'] - row['matmuls']
+            remaining = seconds[name, path] - rest
+            ceiling = (f'{seconds[baseline, path] / remaining:.2f}x' if remaining > 0 else
+                       'noisy')
             layers = (f'{row["layers"] * 1e3:.1f} | {row["matmuls"] * 1e3:.1f} | '
-                      f'{rest * 1e3:.1f} | {rest / row["matmuls"]:.0%}')
+                      f'{row["macs"] / row["matmuls"] / 1e9:.0f} | {rest * 1e3:.1f} | '
+                      f'{rest / row["matmuls"]:.0%} | {ceiling}')
         print(f'| {name} | {path} | {blocks} | {layers} |')
 
 
@@ -506,7 +530,7 @@ def main(argv=None):
             results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
             if args.breakdown:
                 rows, positions = breakdown(models, batch, args)
-                print_breakdown(rows, positions, batch, args)
+                print_breakdown(rows, positions, seconds, batch, args)
                 results[batch]['breakdown'] = rows
     print(load_average_line())
     return results
