@@ -210,7 +210,9 @@ def build_path(path, model, example, device, workdir):
                                                   **quiet))
     if path == 'int8':
         calibration = [torch.randn_like(example) for _ in range(CALIBRATION_BATCHES)]
-        return raw_forward(quantize_int8(model, calibration, **quiet))
+        # Its line says where the build's time goes (before the first call compiles).
+        return raw_forward(quantize_int8(model, calibration,
+                                         log=lambda line: print(f'# {line}', flush=True)))
     return export_and_load(path, model, example, workdir)
 
 

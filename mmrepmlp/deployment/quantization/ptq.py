@@ -19,6 +19,7 @@ import copy
 import functools
 import itertools
 import operator
+import time
 
 import torch
 import torch.nn as nn
@@ -78,9 +79,9 @@ class Int8Network(nn.Module):
         # An exported graph refuses train()/eval(), which MMEngine calls on the whole model.
         self.graph_module = allow_exported_model_train_eval(graph_module)
         cpu = torch.device('cpu')
+        self.compiled = compile and inductor_available(cpu)
         # A plain attribute (a function), not a submodule: the graph is registered once.
-        self._run = (compile_frozen(graph_module, cpu)
-                     if compile and inductor_available(cpu) else graph_module)
+        self._run = compile_frozen(graph_module, cpu) if self.compiled else graph_module
 
     def forward(self, *args):
         return self._run(*args)
@@ -130,15 +131,20 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     name, network = _network(quantized)
     swapped = _as_split_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
+    seconds, start = {}, time.perf_counter()
     exported = torch.export.export(network, (inputs[0], ),
                                    dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
+    seconds['export'], start = time.perf_counter() - start, time.perf_counter()
     prepared = prepare_pt2e(exported, _quantizer(reduce_range))
     with torch.no_grad():
         for index, batch_inputs in enumerate(inputs):
             prepared(batch_inputs)
             if index == 0:
                 _observe_weights_once(prepared)
-    int8 = Int8Network(quantize_before_split(convert_pt2e(prepared)), compile)
+    seconds['calibration'], start = time.perf_counter() - start, time.perf_counter()
+    graph_module = quantize_before_split(convert_pt2e(prepared))
+    seconds['conversion'] = time.perf_counter() - start
+    int8 = Int8Network(graph_module, compile)
     if name is None:
         quantized = int8
     else:
@@ -146,8 +152,10 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
         f'{len(swapped)} groupwise FCs quantized as one FC per group; calibrated on '
         f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images); '
-        f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
-        f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
+        f'{len(_int8_layers(graph_module))} int8 convs and FCs in {name or "the model"}'
+        f'{", 7-bit activations (no VNNI)" if reduce_range else ""}; '
+        + ', '.join(f'{step} {s:.1f} s' for step, s in seconds.items())
+        + ('; the first call of each input shape compiles' if int8.compiled else ''))
     return make_inference_only(quantized)
 
 
@@ -334,14 +342,18 @@ def int8_weights(model):
     return weights
 
 
-def _graph_int8_weights(graph_module):
+def _int8_layers(graph_module):
+    """The conv and linear nodes of a converted graph whose weight is an int8 one, and those
+    weights' dequantize nodes."""
     dequantize = torch.ops.quantized_decomposed.dequantize_per_channel.default
     layers = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+    return [(node, node.args[1]) for node in graph_module.graph.nodes
+            if node.target in layers and getattr(node.args[1], 'target', None) is dequantize]
+
+
+def _graph_int8_weights(graph_module):
     parts = {}  # layer name -> [(group, weight)]: one entry, or a split FC's groups
-    for node in graph_module.graph.nodes:
-        weight = node.args[1] if node.target in layers else None
-        if getattr(weight, 'target', None) is not dequantize:
-            continue
+    for node, weight in _int8_layers(graph_module):
         int8, scale, zero_point = (functools.reduce(getattr, arg.target.split('.'),
                                                     graph_module) for arg in weight.args[:3])
         shape = (-1, *([1] * (int8.dim() - 1)))
