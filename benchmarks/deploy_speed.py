@@ -195,8 +195,9 @@ def model_specs(args):
 
 
 # ---------------------------------------------------------------------------- the paths
-def build_path(path, model, example, device, workdir):
-    """``path``'s callable on a batch ``(N, C, H, W)``; it expects no grad."""
+def build_path(path, model, example, device, workdir, log=print):
+    """``path``'s callable on a batch ``(N, C, H, W)``; it expects no grad. ``log`` gets the
+    int8 quantization's line."""
     quiet = dict(log=lambda line: None)
     if path == 'eager':
         return raw_forward(model)
@@ -212,7 +213,7 @@ def build_path(path, model, example, device, workdir):
         calibration = [torch.randn_like(example) for _ in range(CALIBRATION_BATCHES)]
         # Its line says where the build's time goes (before the first call compiles).
         return raw_forward(quantize_int8(model, calibration,
-                                         log=lambda line: print(f'# {line}', flush=True)))
+                                         log=lambda line: log(f'# {line}', flush=True)))
     return export_and_load(path, model, example, workdir)
 
 
@@ -330,18 +331,20 @@ def breakdown(models, batch, args):
             example = torch.randn(batch, *entry.input_shape, device=args.device)
             parts = replaced_blocks(entry.model, positions)
             layers = deploy_layers(entry.model)
-            # In the memory format the compiled paths run them in on the CPU.
-            inputs = {name: x.contiguous(memory_format=torch.channels_last)
+            # In the memory format (and for bf16 the dtype) the path runs them in.
+            dtype = torch.bfloat16 if path == 'bf16' else torch.float32
+            inputs = {name: x.to(dtype, memory_format=torch.channels_last)
                       for name, x in captured_inputs(entry.model, example,
                                                      {**parts, **layers}).items()}
             for name, blocks in parts.items():
-                run = build_path(path, blocks, inputs[name], args.device, None)
+                run = build_path(path, blocks, inputs[name], args.device, None, _silent)
                 block_steps[entry.name, path, name] = no_grad_step(run, inputs[name])
             layer_s = matmul_s = None
             macs = sum(layer_macs(layer, batch) for layer in layers.values())
             for name, layer in layers.items():
-                step = no_grad_step(build_path(path, layer, inputs[name], args.device, None),
-                                    inputs[name])
+                step = no_grad_step(
+                    build_path(path, layer, inputs[name], args.device, None, _silent),
+                    inputs[name])
                 for _ in range(max(1, args.warmup)):
                     step()
                 total, in_matmuls = time_in_ops(step, calls=max(3, args.rounds))
@@ -366,6 +369,10 @@ def layer_macs(layer, batch):
     return batch * macs
 
 
+def _silent(*args, **kwargs):
+    pass
+
+
 def replaced_positions(models):
     """``{stage name: [block indices]}`` of the RepMLP blocks of the RepMLP-ResNet models (the
     same in every preset, as in the paper); empty for other models."""
@@ -384,7 +391,8 @@ def replaced_blocks(model, positions):
     backbone = getattr(model, 'backbone', None)
     if backbone is None or not positions:
         return {}
-    return {f'backbone.{stage}': nn.Sequential(*(getattr(backbone, stage)[i] for i in indices))
+    return {f'backbone.{stage}': nn.Sequential(
+        *(getattr(backbone, stage)[i] for i in indices)).eval()
             for stage, indices in positions.items()}
 
 
@@ -416,8 +424,8 @@ def print_breakdown(rows, positions, seconds, batch, args):
           f'path on its own, profiled over {max(3, args.rounds)} calls: its matmuls (FC1, FC2, '
           'FC3; their GMAC/s) and the rest (copies, the Global Perceptron\'s pooling and add, '
           'quantize and dequantize, the calls\' overhead); inputs captured from the model, '
-          f'channels_last; "ceiling" = {baseline} / (the model - the rest), its speed ratio if '
-          'the rest were free')
+          f'channels_last (bf16: in bfloat16); "ceiling" = {baseline} / (the model - the '
+          'rest), its speed ratio if the rest were free')
     print('| model | path | replaced blocks | RepMLP layers | matmuls | matmul GMAC/s | rest '
           '| rest / matmuls | ceiling |')
     print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
