@@ -1,22 +1,30 @@
-"""Reference implementations of two RepMLP block computations, for the tests that check the
-block's fast path equal to them and for ``block_speed.py``, which times both.
+"""Reference implementations of RepMLP block computations, for the tests that check the
+block's fast path equal to them and for ``block_speed.py`` and ``deploy_speed.py``, which time
+them beside it.
 
 - :class:`ConvGroupwiseFC`: the groupwise FC3 as the official grouped 1x1 conv (the block
   computes it as one batched matmul);
 - :class:`FusedLocalPerceptron`: the Local Perceptron as one conv with the kernels padded to
   the largest and stacked on the output channels, normalized by one batch-norm call that
-  updates every branch's running statistics (the block runs one conv + BN per branch).
+  updates every branch's running statistics (the block runs one conv + BN per branch);
+- deploy forms in other layouts than the block's partition-major one (:data:`DEPLOY_LAYOUTS`):
+  :class:`ChannelMajorDeploy`, the paper's ``(C, h, w)`` feature order, and
+  :class:`ConvPartitionDeploy`, FC3 as a grouped conv whose kernel and stride are the
+  partition, followed by a depth-to-space copy.
 
-:func:`use_conv_fc3` and :func:`use_fused_local_perceptron` put them into a block in place of
-its own modules, with the same parameters, buffers and state_dict keys. docs/repmlp_block.md
-says what was measured and why the block keeps the path it keeps.
+:func:`use_conv_fc3` and :func:`use_fused_local_perceptron` put the first two into a block in
+place of its own modules, with the same parameters, buffers and state_dict keys;
+:func:`use_deploy_layout` replaces every deploy RepMLP block of a model by a deploy form of
+another layout computing the same function. docs/repmlp_block.md and docs/performance.md say
+what was measured and why the block keeps the paths it keeps.
 """
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from mmrepmlp.models.blocks import LocalPerceptron
+from mmrepmlp.models.blocks import LocalPerceptron, RepMLPBlock
 from mmrepmlp.models.layers import GroupwiseFC
-from mmrepmlp.reparam import pad_kernel
+from mmrepmlp.reparam import global_fcs_to_partition_major, pad_kernel
 
 
 class ConvGroupwiseFC(GroupwiseFC):
@@ -31,6 +39,12 @@ class ConvGroupwiseFC(GroupwiseFC):
     def features_first(self, x):
         """``(N, in_features)`` -> ``(out_features, N)``."""
         return self(x).t()
+
+    def grouped(self, x):
+        """``(groups, N, in_features // groups)`` -> ``(groups, N, out_features // groups)``."""
+        groups, batch = x.shape[:2]
+        out = self(x.transpose(0, 1).reshape(batch, -1))
+        return out.reshape(batch, groups, -1).transpose(0, 1)
 
 
 def use_conv_fc3(block):
@@ -125,3 +139,140 @@ def stacked_batch_norm(stacked, norms, groups):
                 bn.running_mean.copy_(mean.reshape(-1))
                 bn.running_var.copy_(var.reshape(-1))
     return out
+
+
+class OtherLayoutDeploy(nn.Module):
+    """A deploy RepMLP block's function computed in another layout: the base of the deploy
+    layout references. Holds the block's FCs as ``fc1``, ``fc2`` (``nn.Linear``) and ``fc3``
+    (a :class:`GroupwiseFC`), so that ``quantize_int8`` quantizes them as the block's own;
+    inputs of the block's ``in_size`` only."""
+
+    def __init__(self, block):
+        super().__init__()
+        if not block.deploy:
+            raise ValueError('the deploy layout references take a block in deploy form')
+        self.in_channels, self.out_channels = block.in_channels, block.out_channels
+        self.in_size, self.padded_size = block.in_size, block.padded_size
+        self.partition_size, self.num_parts = block.partition_size, block.num_parts
+        self.groups, self.with_global = block.groups, block.with_global
+        fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+        self.fc3 = self.make_fc3(fc3_weight.detach().clone(), fc3_bias.detach().clone())
+        if self.with_global:
+            _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
+                block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels,
+                block.num_parts, inverse=True)
+            self.fc1 = _linear(fc1_weight, fc1_bias)
+            self.fc2 = _linear(fc2_weight, fc2_bias)
+        self.train(block.training)
+
+    def make_fc3(self, weight, bias):
+        """FC3 from its channel-major ``(weight, bias)``: a :class:`GroupwiseFC`."""
+        return GroupwiseFC.from_weight(weight, bias, self.groups)
+
+    def per_partition(self, x):
+        """The Global Perceptron: the padded map -> ``(N, C, nh, nw)``, channel-major."""
+        pooled = F.avg_pool2d(x, self.partition_size).flatten(1)
+        return self.fc2(F.relu(self.fc1(pooled))).reshape(x.shape[0], -1, *self.num_parts)
+
+    def crop(self, out):
+        (H, W) = self.in_size
+        return out if (H, W) == self.padded_size else out[:, :, :H, :W]
+
+    def padded(self, x):
+        (H, W), (Hp, Wp) = self.in_size, self.padded_size
+        return x if (H, W) == (Hp, Wp) else F.pad(x, (0, Wp - W, 0, Hp - H))
+
+
+def _linear(weight, bias):
+    layer = nn.Linear(weight.shape[1], weight.shape[0], device='meta')
+    layer.weight, layer.bias = nn.Parameter(weight.detach().clone()), nn.Parameter(
+        bias.detach().clone())
+    return layer
+
+
+def _channels_last(x):
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+class ChannelMajorDeploy(OtherLayoutDeploy):
+    """The deploy form in the paper's channel-major order (FC3 features ``(C, h, w)``, the
+    Global Perceptron's ``(C, nh, nw)``): one copy into ``(N*nh*nw, C, h, w)`` with the
+    Global Perceptron added in place, FC3 features-first, one un-partitioning copy. From a
+    channels_last map both copies move single elements."""
+
+    def forward(self, x):
+        N, C = x.shape[:2]
+        (h, w), (nh, nw), g = self.partition_size, self.num_parts, self.groups
+        channels_last = _channels_last(x)
+        x = self.padded(x)
+        parts = x.reshape(N, C, nh, h, nw, w).permute(0, 2, 4, 1, 3, 5)
+        parts = parts.clone(memory_format=torch.contiguous_format)
+        if self.with_global:
+            parts += self.per_partition(x).permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
+        rows = parts.reshape(N * nh * nw, g, C * h * w // g).transpose(0, 1)
+        out = self.fc3.grouped(rows).transpose(1, 2).reshape(self.out_channels, h, w, N, nh, nw)
+        if channels_last:
+            out = out.permute(3, 4, 1, 5, 2, 0).reshape(N, nh * h, nw * w, -1)
+            return self.crop(out.contiguous().permute(0, 3, 1, 2))
+        return self.crop(out.permute(3, 0, 4, 1, 5, 2).reshape(N, -1, nh * h, nw * w))
+
+
+class ConvPartitionDeploy(OtherLayoutDeploy):
+    """FC3 as a grouped conv whose kernel and stride are the partition, its output channels
+    ordered ``(g, h, w, O/g)``, then one depth-to-space copy (runs of ``O/g`` channels from
+    channels_last); the Global Perceptron is added to the map before the conv."""
+
+    def make_fc3(self, weight, bias):
+        """FC3 as an ``nn.Conv2d`` of kernel = stride = partition, ``g`` groups."""
+        (h, w), g = self.partition_size, self.groups
+        out_per_group = self.out_channels // g
+        weight = weight.reshape(g, out_per_group, h * w, -1).transpose(1, 2)
+        bias = bias.reshape(g, out_per_group, h * w).transpose(1, 2).reshape(-1)
+        conv = nn.Conv2d(self.in_channels, bias.numel(), (h, w), (h, w), groups=g,
+                         device='meta')
+        conv.weight = nn.Parameter(weight.reshape(bias.numel(), -1, h, w).contiguous())
+        conv.bias = nn.Parameter(bias.contiguous())
+        return conv
+
+    def forward(self, x):
+        N, C = x.shape[:2]
+        (h, w), (nh, nw), g = self.partition_size, self.num_parts, self.groups
+        channels_last = _channels_last(x)
+        x = self.padded(x)
+        if self.with_global:
+            spread = self.per_partition(x).reshape(N, C, nh, 1, nw, 1)
+            x = (x.reshape(N, C, nh, h, nw, w) + spread).reshape(N, C, nh * h, nw * w)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        out = self.fc3(x).permute(0, 2, 3, 1).reshape(N, nh, nw, g, h, w, -1)
+        if channels_last:
+            out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(N, nh * h, nw * w, -1)
+            return self.crop(out.permute(0, 3, 1, 2))
+        return self.crop(out.permute(0, 3, 6, 1, 4, 2, 5).reshape(N, -1, nh * h, nw * w))
+
+
+# name -> the deploy form of that layout made from a deploy block (the block itself: its own).
+DEPLOY_LAYOUTS = {
+    'partition-major': lambda block: block,
+    'channel-major': ChannelMajorDeploy,
+    'conv-partition': ConvPartitionDeploy,
+}
+
+
+def use_deploy_layout(model, layout):
+    """Replace every deploy :class:`RepMLPBlock` of ``model`` (in place; not a
+    ``RepMLP1d``) by its deploy form in ``layout`` (a :data:`DEPLOY_LAYOUTS` name); returns
+    the model."""
+    make = DEPLOY_LAYOUTS[layout]
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is RepMLPBlock and child.deploy:
+                setattr(module, name, make(child))
+    return model
+
+
+def deploy_layers(model):
+    """``{name: module}`` of every RepMLP layer of ``model``: its :class:`RepMLPBlock` (not
+    ``RepMLP1d``) and deploy layout references."""
+    return {name: module for name, module in model.named_modules()
+            if type(module) is RepMLPBlock or isinstance(module, OtherLayoutDeploy)}

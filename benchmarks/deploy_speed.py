@@ -18,29 +18,49 @@ RepMLPNet rewrite, which holds ``repmlp_resnet.py``), every model is also run as
 code's deploy model in eager mode, ``official-v1``, holding the same weights (copied through
 the official importer's key mapping, outputs checked equal before timing).
 
-Per batch size, the first call of every path is timed alone (for the compiled paths it
-includes the compilation, for the exported ones the export); for the exported ones also what
-a deployment pays at start: loading the written artifact and its first call. Then all paths
-of all models run
-in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`, median of the rounds),
-so that the ratios printed compare them under the same machine load. Timings are reported,
-never asserted; the goals they are read against are in docs/deploy.md.
+With ``--layouts``, the RepMLP presets are also timed with their RepMLP blocks computed in
+other deploy layouts than the block's own partition-major one (the references of
+``benchmarks/block_references.py``: ``channel-major``, ``conv-partition``), as extra rows.
 
-    python benchmarks/deploy_speed.py [--batches 1 8] [--threads 2] [--rounds 5]
+Per batch size, the first call of every path is timed alone (for the compiled paths it
+includes the compilation, with inductor's on-disk caches empty at the start of the run; for
+the exported ones the export); for the exported ones also what a deployment pays at start:
+loading the written artifact and its first call. Then all paths
+of all models run in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`,
+median of the rounds), so that the ratios printed compare them under the same machine load.
+For every precision (float32: the exact paths; bfloat16; int8) each model's fastest path is
+compared with ResNet-50's fastest path of the same precision and with the model's own fastest
+float32 path.
+
+``--breakdown`` splits, for the compiled paths (``optimized``, ``bf16``, ``int8``), the time of
+the RepMLP layers into matmuls (FC1, FC2, FC3) and everything else, beside the time of the
+blocks they sit in and of ResNet-50's blocks at the same places: each built by the path on
+its own, on its input captured from the model (the layers profiled,
+:func:`mmrepmlp.analysis.time_in_ops`; the blocks timed interleaved).
+
+Timings are reported, never asserted; the goals they are read against are in docs/deploy.md.
+
+    python benchmarks/deploy_speed.py [--batches 1 8 64] [--threads 2] [--rounds 5]
         [--warmup 2] [--presets res50-light-g8 ...] [--paths eager optimized ...]
+        [--layouts partition-major channel-major ...] [--breakdown]
         [--device cpu|cuda] [--official-v1 DIR] [--quick]
 
 ``--quick`` (CI, about a minute on two cores) times a two-RepMLP cut of the pure-MLP digits
 model at batch 2, one round, on the paths that do not export.
 """
 import argparse
+import contextlib
 import copy
 import functools
+import math
+import os
 import os.path as osp
 import sys
 import tempfile
 
 import torch
+import torch.nn as nn
+from block_references import DEPLOY_LAYOUTS, deploy_layers, use_deploy_layout
 from mmengine.logging import MMLogger
 
 from mmrepmlp.analysis import (
@@ -49,8 +69,10 @@ from mmrepmlp.analysis import (
     measure_interleaved,
     no_grad_step,
     time_call,
+    time_in_ops,
 )
 from mmrepmlp.apis.benchmark import (
+    BenchmarkModel,
     ModelSpec,
     add_timing_args,
     build_benchmark_models,
@@ -80,7 +102,12 @@ QUICK_OPTIONS = {
     'model.head.in_channels': 32,
 }
 FLOAT32_PATHS = ('eager', 'channels_last', 'optimized', 'onnxruntime', 'pt2')
+# The precision of each path's arithmetic; the fastest path of each is compared across models.
+PRECISIONS = {'float32': FLOAT32_PATHS, 'bfloat16': ('bf16', ), 'int8': ('int8', )}
 EXPORTED_PATHS = ('onnxruntime', 'pt2')
+BREAKDOWN_PATHS = ('optimized', 'bf16', 'int8')
+KEPT_LAYOUT = 'partition-major'  # the block's own
+CACHE_VARIABLE = 'TORCHINDUCTOR_CACHE_DIR'
 PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
 QUICK_PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8')
 CALIBRATION_BATCHES = 2
@@ -100,13 +127,21 @@ OFFICIAL_TOLERANCE = 1e-4  # largest relative difference of the two implementati
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    add_timing_args(parser, batches=(1, 8), rounds=5, warmup=2)
+    add_timing_args(parser, batches=(1, 8, 64), rounds=5, warmup=2)
     parser.add_argument('--img-size', type=int, default=224, help='input size (default 224)')
     parser.add_argument('--presets', nargs='+', default=list(PRESETS),
                         help=f'presets compared with {BASELINE} (default: {" ".join(PRESETS)})')
     parser.add_argument('--paths', nargs='+', choices=PATHS, default=None,
                         help='paths to time (default: all; on CUDA without int8 and the '
                         'exported ones)')
+    parser.add_argument('--layouts', nargs='+', choices=sorted(DEPLOY_LAYOUTS),
+                        default=[KEPT_LAYOUT],
+                        help='deploy layouts of the RepMLP blocks to time the presets in '
+                        f'(default: {KEPT_LAYOUT}, the block\'s own; the others are the '
+                        'references of block_references.py, as extra rows)')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='split the time of the RepMLP layers into matmuls and the rest, '
+                        'beside the blocks they replace, on the compiled paths')
     parser.add_argument('--official-v1', metavar='DIR',
                         help='also time the official v1 code\'s deploy models from this checkout '
                         'of github.com/DingXiaoH/RepMLP (the commit before the RepMLPNet '
@@ -135,6 +170,21 @@ def parse_args(argv=None):
     return args
 
 
+def with_layouts(models, layouts):
+    """``models`` and, for every model with RepMLP blocks and every layout but the kept one,
+    a copy computing them in that layout, named ``'<name> [<layout>]'``."""
+    extra = []
+    for layout in layouts:
+        if layout == KEPT_LAYOUT:
+            continue
+        for entry in models:
+            if deploy_layers(entry.model):
+                model = use_deploy_layout(copy.deepcopy(entry.model), layout)
+                extra.append(BenchmarkModel(f'{entry.name} [{layout}]', model,
+                                            entry.input_shape))
+    return [*models, *extra]
+
+
 def model_specs(args):
     if args.quick:
         return [ModelSpec(QUICK_CONFIG, deploy=True, cfg_options=QUICK_OPTIONS,
@@ -145,8 +195,9 @@ def model_specs(args):
 
 
 # ---------------------------------------------------------------------------- the paths
-def build_path(path, model, example, device, workdir):
-    """``path``'s callable on a batch ``(N, C, H, W)``; it expects no grad."""
+def build_path(path, model, example, device, workdir, log=print):
+    """``path``'s callable on a batch ``(N, C, H, W)``; it expects no grad. ``log`` gets the
+    int8 quantization's line."""
     quiet = dict(log=lambda line: None)
     if path == 'eager':
         return raw_forward(model)
@@ -160,7 +211,9 @@ def build_path(path, model, example, device, workdir):
                                                   **quiet))
     if path == 'int8':
         calibration = [torch.randn_like(example) for _ in range(CALIBRATION_BATCHES)]
-        return raw_forward(quantize_int8(model, calibration, **quiet))
+        # Its line says where the build's time goes (before the first call compiles).
+        return raw_forward(quantize_int8(model, calibration,
+                                         log=lambda line: log(f'# {line}', flush=True)))
     return export_and_load(path, model, example, workdir)
 
 
@@ -236,6 +289,8 @@ def measure(models, twins, batch, args, workdir):
         example = torch.randn(batch, *entry.input_shape, device=args.device)
         for path in args.paths:
             key = entry.name, path
+            if path == OFFICIAL_PATH and entry.name not in twins:
+                continue  # a deploy layout reference has no official counterpart
             build = (functools.partial(twins.get, entry.name) if path == OFFICIAL_PATH else
                      functools.partial(build_path, path, entry.model, example, args.device,
                                        workdir))
@@ -264,17 +319,142 @@ def timed_first_call(build, example, device):
     return time_call(build_and_call, device=device)
 
 
+# ---------------------------------------------------------------------------- breakdown
+def breakdown(models, batch, args):
+    """Per ``(model name, path)`` of :data:`BREAKDOWN_PATHS`: seconds of the replaced blocks
+    (None without them) and of the RepMLP layers, and the latter's seconds in matmuls (None
+    without RepMLP layers)."""
+    positions = replaced_positions(models)
+    rows, block_steps = {}, {}
+    for path in (p for p in BREAKDOWN_PATHS if p in args.paths):
+        for entry in models:
+            example = torch.randn(batch, *entry.input_shape, device=args.device)
+            parts = replaced_blocks(entry.model, positions)
+            layers = deploy_layers(entry.model)
+            # In the memory format (and for bf16 the dtype) the path runs them in.
+            dtype = torch.bfloat16 if path == 'bf16' else torch.float32
+            inputs = {name: x.to(dtype, memory_format=torch.channels_last)
+                      for name, x in captured_inputs(entry.model, example,
+                                                     {**parts, **layers}).items()}
+            for name, blocks in parts.items():
+                run = build_path(path, blocks, inputs[name], args.device, None, _silent)
+                block_steps[entry.name, path, name] = no_grad_step(run, inputs[name])
+            layer_s = matmul_s = None
+            macs = sum(layer_macs(layer, batch) for layer in layers.values())
+            for name, layer in layers.items():
+                step = no_grad_step(
+                    build_path(path, layer, inputs[name], args.device, None, _silent),
+                    inputs[name])
+                for _ in range(max(1, args.warmup)):
+                    step()
+                total, in_matmuls = time_in_ops(step, calls=max(3, args.rounds))
+                layer_s, matmul_s = (layer_s or 0) + total, (matmul_s or 0) + in_matmuls
+            rows[entry.name, path] = dict(layers=layer_s, matmuls=matmul_s, blocks=None,
+                                          macs=macs)
+            print(f'# breakdown: built {entry.name} {path} at batch {batch}', file=sys.stderr,
+                  flush=True)
+    seconds = measure_interleaved(block_steps, warmup=args.warmup, rounds=args.rounds,
+                                  device=args.device)
+    for (name, path, _), s in seconds.items():
+        rows[name, path]['blocks'] = (rows[name, path]['blocks'] or 0) + s
+    return rows, positions
+
+
+def layer_macs(layer, batch):
+    """Multiply-accumulates of a RepMLP layer's FCs on a batch: FC3 on every partition, FC1
+    and FC2 once per image."""
+    macs = math.prod(layer.num_parts) * layer.fc3.weight.numel()
+    if layer.with_global:
+        macs += layer.fc1.weight.numel() + layer.fc2.weight.numel()
+    return batch * macs
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
+def replaced_positions(models):
+    """``{stage name: [block indices]}`` of the RepMLP blocks of the RepMLP-ResNet models (the
+    same in every preset, as in the paper); empty for other models."""
+    positions = {}
+    for entry in models:
+        backbone = getattr(entry.model, 'backbone', None)
+        for i, stage in enumerate(getattr(backbone, 'stage_cfgs', ())):
+            if stage.repmlp_blocks:
+                positions[f'stage{i + 1}'] = sorted(stage.repmlp_blocks)
+    return positions
+
+
+def replaced_blocks(model, positions):
+    """``{name: nn.Sequential}`` of ``model``'s blocks at ``positions`` (consecutive blocks
+    of a stage run as one sequence)."""
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None or not positions:
+        return {}
+    return {f'backbone.{stage}': nn.Sequential(
+        *(getattr(backbone, stage)[i] for i in indices)).eval()
+            for stage, indices in positions.items()}
+
+
+def captured_inputs(model, example, modules):
+    """``{name: the input that module receives}`` in one forward of ``model`` on
+    ``example``; a sequence of blocks receives its first block's."""
+    inputs, hooks = {}, []
+    for name, module in modules.items():
+        first = module[0] if isinstance(module, nn.Sequential) else module
+        hooks.append(first.register_forward_pre_hook(
+            lambda _, args, name=name: inputs.__setitem__(name, args[0])))
+    try:
+        with torch.no_grad():
+            forward_raw(model, example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return inputs
+
+
+def print_breakdown(rows, positions, seconds, batch, args):
+    """The breakdown table; ``seconds``: the whole models' (the report's), for the ceiling."""
+    where = ', '.join(f'{stage} blocks {", ".join(map(str, indices))}'
+                      for stage, indices in positions.items()) or 'none'
+    baseline = next(iter(rows))[0]
+    print(f'\n## batch {batch}, breakdown (ms): "replaced blocks" = the blocks at the RepMLP '
+          f'positions ({where}), each run built by the path on its own, median of '
+          f'{args.rounds} interleaved rounds; "RepMLP layers" = each RepMLP layer built by the '
+          f'path on its own, profiled over {max(3, args.rounds)} calls: its matmuls (FC1, FC2, '
+          'FC3; their GMAC/s) and the rest (copies, the Global Perceptron\'s pooling and add, '
+          'quantize and dequantize, the calls\' overhead); inputs captured from the model, '
+          f'channels_last (bf16: in bfloat16); "ceiling" = {baseline} / (the model - the '
+          'rest), its speed ratio if the rest were free')
+    print('| model | path | replaced blocks | RepMLP layers | matmuls | matmul GMAC/s | rest '
+          '| rest / matmuls | ceiling |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    for (name, path), row in rows.items():
+        blocks = '-' if row['blocks'] is None else f'{row["blocks"] * 1e3:.1f}'
+        if row['layers'] is None:
+            layers = '- | - | - | - | - | -'
+        else:
+            rest = row['layers'] - row['matmuls']
+            remaining = seconds[name, path] - rest
+            ceiling = (f'{seconds[baseline, path] / remaining:.2f}x' if remaining > 0 else
+                       'noisy')
+            layers = (f'{row["layers"] * 1e3:.1f} | {row["matmuls"] * 1e3:.1f} | '
+                      f'{row["macs"] / row["matmuls"] / 1e9:.0f} | {rest * 1e3:.1f} | '
+                      f'{rest / row["matmuls"]:.0%} | {ceiling}')
+        print(f'| {name} | {path} | {blocks} | {layers} |')
+
+
 # ---------------------------------------------------------------------------- report
-def best_float32(seconds, name, paths):
-    """``(path, seconds)`` of the fastest exact (float32) path of model ``name``."""
-    timed = [(path, seconds[name, path]) for path in paths if path in FLOAT32_PATHS]
+def fastest(seconds, name, paths):
+    """``(path, seconds)`` of the fastest of ``paths`` timed for model ``name``; ``(None,
+    None)`` when none was."""
+    timed = [(path, seconds[name, path]) for path in paths if (name, path) in seconds]
     return min(timed, key=lambda item: item[1]) if timed else (None, None)
 
 
 def print_report(names, batch, first_call, load_call, seconds, args):
     paths = args.paths
     baseline = names[0]
-    base_path, base_s = best_float32(seconds, baseline, paths)
     print(f'\n## batch {batch}: images/s (first call s[; load + first call of the artifact '
           f's]) ratio, median of {args.rounds} interleaved rounds; ratio = vs the same '
           'model\'s eager float32')
@@ -283,43 +463,85 @@ def print_report(names, batch, first_call, load_call, seconds, args):
     for name in names:
         cells = []
         for path in paths:
+            if (name, path) not in seconds:
+                cells.append('-')
+                continue
             s = seconds[name, path]
             ratio = seconds[name, 'eager'] / s if 'eager' in paths else 1.0
             load = f'; {load_call[name, path]:.1f} s' if (name, path) in load_call else ''
             cells.append(f'{batch / s:.1f} ({first_call[name, path]:.1f} s{load}) {ratio:.2f}x')
         print(f'| {name} | ' + ' | '.join(cells) + ' |')
-    if base_path is None:
-        return
-    print(f'# {baseline}\'s best float32 path: {base_path} ({batch / base_s:.1f} images/s)')
+    best = {(name, precision): fastest(seconds, name, precision_paths)
+            for name in names for precision, precision_paths in PRECISIONS.items()}
+    print(f'# {baseline}\'s fastest path of each precision: ' + ', '.join(
+        f'{precision} {path} ({batch / s:.1f} images/s)'
+        for precision in PRECISIONS for path, s in [best[baseline, precision]] if path))
     for name in names[1:]:
-        path, s = best_float32(seconds, name, paths)
-        line = (f'ratio {name}: best float32 ({path}) {base_s / s:.2f}x {baseline}\'s best '
-                f'float32')
-        if 'int8' in paths:
-            line += f'; int8 {s / seconds[name, "int8"]:.2f}x its best float32'
-        if OFFICIAL_PATH in paths:
-            line += (f'; {seconds[name, OFFICIAL_PATH] / s:.2f}x the official v1 deploy model '
-                     '(eager, same weights)')
-        print(line)
+        print(f'ratio {name}: ' + '; '.join(
+            _precision_ratios(best, name, baseline, precision) for precision in PRECISIONS
+            if best[name, precision][0]) + _official_ratio(seconds, best, name, paths))
+
+
+def _precision_ratios(best, name, baseline, precision):
+    """``'<precision> (<path>) R.RRx <baseline>'s <precision>[, R.RRx its float32]'``."""
+    path, s = best[name, precision]
+    text = f'{precision} ({path})'
+    if best[baseline, precision][0]:
+        text += f' {best[baseline, precision][1] / s:.2f}x {baseline}\'s {precision}'
+    float32_s = best[name, 'float32'][1]
+    if precision != 'float32' and float32_s:
+        text += f', {float32_s / s:.2f}x its float32'
+    return text
+
+
+def _official_ratio(seconds, best, name, paths):
+    if OFFICIAL_PATH not in paths or (name, OFFICIAL_PATH) not in seconds:
+        return ''
+    return (f'; float32 {seconds[name, OFFICIAL_PATH] / best[name, "float32"][1]:.2f}x the '
+            'official v1 deploy model (eager, same weights)')
+
+
+@contextlib.contextmanager
+def fresh_compile_cache(workdir):
+    """Inductor's on-disk caches in ``workdir`` meanwhile, so that every first call compiles
+    as in a new deployment, whatever earlier runs left in the user's cache."""
+    previous = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = osp.join(workdir, 'inductor')
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CACHE_VARIABLE]
+        else:
+            os.environ[CACHE_VARIABLE] = previous
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Every model, batch size and path compiles its own code of the same functions: more
+    # than Dynamo's default of 8 per function, after which it would silently run eagerly.
+    torch._dynamo.config.recompile_limit = torch._dynamo.config.accumulated_recompile_limit = (
+        10_000)
     # A WARNING-level current logger silences init_weights' line per parameter.
     MMLogger.get_instance('deploy_speed', log_level='WARNING')
     print(machine_lines(args.device, [f'{args.img_size}x{args.img_size}, deploy forms'],
                         args.rounds))
     torch.manual_seed(0)
     models = build_benchmark_models(model_specs(args), device=args.device)
-    names = [entry.name for entry in models]
     twins = official_twins(models, args) if args.official_v1 else {}
+    models = with_layouts(models, args.layouts)
+    names = [entry.name for entry in models]
     results = {}
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, fresh_compile_cache(workdir):
         for batch in args.batches:
             first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
             print_report(names, batch, first_call, load_call, seconds, args)
             results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
+            if args.breakdown:
+                rows, positions = breakdown(models, batch, args)
+                print_breakdown(rows, positions, seconds, batch, args)
+                results[batch]['breakdown'] = rows
     print(load_average_line())
     return results
 

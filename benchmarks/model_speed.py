@@ -235,10 +235,11 @@ def _fc3_step(model, positions, batch):
     Also returns their multiply-accumulates per call.
     """
     layers = [getattr(model.backbone, stage)[index].repmlp for stage, index in positions]
-    work = [(layer.fc3, torch.randn(batch * math.prod(layer.num_parts), layer.fc3.in_features,
+    work = [(layer.fc3, torch.randn(layer.groups, batch * math.prod(layer.num_parts),
+                                    layer.fc3.in_features // layer.groups,
                                     device=layer.fc3.weight.device)) for layer in layers]
-    return (no_grad_step(_call_each, [(fc3.features_first, x) for fc3, x in work]),
-            sum(x.shape[0] * fc3.weight.numel() for fc3, x in work))
+    return (no_grad_step(_call_each, [(fc3.grouped, x) for fc3, x in work]),
+            sum(x.shape[1] * fc3.weight.numel() for fc3, x in work))
 
 
 SGEMM_SIZE = 2048

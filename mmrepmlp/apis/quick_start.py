@@ -151,8 +151,10 @@ def save_plot(message_hub, model, deploy_model, path):
     losses = message_hub.get_scalar('train/loss').data[0]
     accuracies = message_hub.get_scalar('val/accuracy/top1').data[0]
     name, block = next((n, m) for n, m in model.named_modules() if isinstance(m, RepMLPBlock))
-    before, after = (_fc3_channel_block(b.fc3.weight, b.partition_size)
-                     for b in (block, deploy_model.get_submodule(name)))
+    # The deploy FC3 in the training form's channel-major layout, as the panels show it.
+    merged = deploy_model.get_submodule(name).get_equivalent_fc1_fc3_params()[2]
+    before, after = (_fc3_channel_block(weight.detach(), block.partition_size)
+                     for weight in (block.fc3.weight, merged))
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     axes[0].plot(losses, color='tab:blue')

@@ -330,7 +330,11 @@ def export_onnx(model, path, inputs, opset=DEFAULT_OPSET, dynamic_batch=False,
     """
 
     def write(wrapped, tmp):
-        program = export_program(wrapped, inputs, dynamic_batch)
+        # ONNX has no memory format: captured from a channels_last batch, the graph holds the
+        # RepMLP blocks' channels_last partitioning, whose transposes move runs of channels.
+        example = inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else (
+            inputs)
+        program = export_program(wrapped, example, dynamic_batch)
         num_outputs = len(program.graph_signature.user_outputs)
         output_names = ['output'] if num_outputs == 1 else [
             f'output_{index}' for index in range(num_outputs)]

@@ -7,7 +7,8 @@ in a fixed dtype, so a float64 model converts in float64.
 Notation: a conv kernel is ``(O, C // g, kh, kw)`` (or ``(O, C // g, k)`` in 1-D); an FC
 kernel over a partition of ``h x w`` pixels is ``(O*h*w, C*h*w // g)``, the weight of a
 groupwise FC with ``g`` groups whose inputs and outputs are flattened channel-major
-(``c*h*w + i*w + j``), as in the paper.
+(``c*h*w + i*w + j``), as in the paper. The deploy form of a RepMLP block orders the same
+features partition-major (:func:`fc3_to_partition_major`, :func:`global_fcs_to_partition_major`).
 """
 import torch
 import torch.nn.functional as F
@@ -271,6 +272,73 @@ def _bn_inference_params(bn):
         raise ValueError(f'cannot fuse {type(bn).__name__} without running statistics '
                          '(track_running_stats=False): it has no inference-time form')
     return bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps
+
+
+def permute_features(tensor, dim, sizes, order):
+    """``tensor`` with its axis ``dim`` viewed as ``sizes`` (their product is its length) and
+    these sub-axes reordered by ``order`` (as ``Tensor.permute`` orders axes), flattened back.
+
+    The inverse permutation is ``permute_features(t, dim, [sizes[i] for i in order],
+    argsort(order))``.
+    """
+    shape = tensor.shape
+    dim = dim % tensor.dim()
+    split = tensor.reshape(*shape[:dim], *sizes, *shape[dim + 1:])
+    axes = [*range(dim), *(dim + i for i in order), *range(dim + len(sizes), split.dim())]
+    return split.permute(axes).reshape(shape)
+
+
+def fc3_to_partition_major(weight, bias, in_channels, out_channels, partition_size, groups,
+                           inverse=False):
+    """A RepMLP FC3 from the channel-major feature order ``(C, h, w)`` to the partition-major
+    one ``(g, h, w, C/g)``, inputs and outputs (``inverse``: back).
+
+    In the partition-major order, every run of ``C/g`` features is one pixel's channels of
+    one group: a channels_last map moves into it and out of it in contiguous runs.
+
+    Args:
+        weight (Tensor): ``(O*h*w, C*h*w // g)``.
+        bias (Tensor | None): ``(O*h*w,)``.
+        in_channels, out_channels (int): ``C`` and ``O``.
+        partition_size (tuple[int, int]): ``(h, w)``.
+        groups (int): ``g``.
+        inverse (bool): from partition-major to channel-major.
+
+    Returns:
+        tuple[Tensor, Tensor | None]: the weight and bias, same shapes.
+    """
+    (h, w), g = partition_size, groups
+    rows = ((g, out_channels // g, h, w), (0, 2, 3, 1))
+    columns = ((in_channels // g, h, w), (1, 2, 0))
+    if inverse:
+        rows, columns = _inverse(*rows), _inverse(*columns)
+    weight = permute_features(permute_features(weight, 0, *rows), 1, *columns)
+    return weight, None if bias is None else permute_features(bias, 0, *rows)
+
+
+def global_fcs_to_partition_major(fc1_weight, fc2_weight, fc2_bias, channels, num_parts,
+                                  inverse=False):
+    """A RepMLP Global Perceptron from the channel-major order ``(C, nh, nw)`` of its
+    per-partition vector to the partition-major one ``(nh, nw, C)`` (``inverse``: back).
+
+    FC1's inputs and FC2's outputs are reordered; FC1's bias and FC2's inputs do not change.
+    In the partition-major order the pooled channels_last map is FC1's input as it lies, and
+    FC2's output is one ``C``-vector per partition.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: FC1's weight, FC2's weight and FC2's bias.
+    """
+    order = ((channels, *num_parts), (1, 2, 0))
+    if inverse:
+        order = _inverse(*order)
+    return (permute_features(fc1_weight, 1, *order), permute_features(fc2_weight, 0, *order),
+            permute_features(fc2_bias, 0, *order))
+
+
+def _inverse(sizes, order):
+    """The ``(sizes, order)`` that undoes :func:`permute_features` with these."""
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return tuple(sizes[i] for i in order), tuple(inverse)
 
 
 def _as_tuple(value, length):

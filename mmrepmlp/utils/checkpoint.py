@@ -187,7 +187,21 @@ def read_checkpoint(path):
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise InputError(f'checkpoint {path} has no state dict of tensors (bare, or under '
                          '`state_dict` or `model`)')
-    return checkpoint, {k.removeprefix('module.'): v for k, v in state_dict.items()}
+    return checkpoint, _without_module_prefix(state_dict)
+
+
+def _without_module_prefix(state_dict):
+    """``state_dict`` with any DataParallel ``module.`` prefix removed from its keys, and from
+    those of its ``_metadata`` (the modules' versions, which ``load_state_dict`` reads: a
+    module whose layout changed converts older state dicts by them)."""
+    stripped = collections.OrderedDict(
+        (k.removeprefix('module.'), v) for k, v in state_dict.items())
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        stripped._metadata = collections.OrderedDict(
+            ('' if k == 'module' else k.removeprefix('module.'), v)
+            for k, v in metadata.items())
+    return stripped
 
 
 def state_dict_differences(expected, actual, optional_suffixes=('num_batches_tracked', )):

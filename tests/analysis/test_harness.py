@@ -1,7 +1,8 @@
-"""mmrepmlp.analysis: interleaved rounds, untimed preparation, peak memory and machine lines.
+"""mmrepmlp.analysis: interleaved rounds, untimed preparation, peak memory, the time in given
+operators and machine lines.
 
-No timing is asserted: the tests check the order of the calls, what reaches each step and what
-the reports name."""
+No speed is asserted: the tests check the order of the calls, what reaches each step, which
+operators are counted and what the reports name."""
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from mmrepmlp.analysis import (
     measure_interleaved,
     peak_memory_mib,
     peak_rss_mib,
+    time_in_ops,
 )
 
 ALLOCATION_MIB = 256
@@ -74,3 +76,14 @@ def test_peak_memory_of_a_step_is_measured_in_a_fresh_interpreter():
 def test_a_failing_step_reports_the_fresh_interpreters_error():
     with pytest.raises(RuntimeError, match='no_such_factory'):
         peak_memory_mib(f'{__file__}:no_such_factory')
+
+
+def test_time_in_ops_counts_the_named_operators_of_each_call():
+    a, b = torch.randn(64, 64), torch.randn(64, 64)
+
+    def step():
+        torch.mm(a, b).relu()
+
+    per_call, in_matmuls = time_in_ops(step, calls=3)
+    assert 0 < in_matmuls < per_call
+    assert time_in_ops(step, ops={'aten::sin'}, calls=3)[1] == 0

@@ -42,6 +42,28 @@ def test_deploy_benchmark_quick_mode_times_every_path(capsys):
     assert f'| {name} | ' in capsys.readouterr().out
 
 
+def test_deploy_benchmark_times_other_layouts_and_splits_the_repmlp_layers(capsys):
+    """The deploy layout references as extra rows, every precision against the first model's,
+    and the breakdown of the RepMLP layers' time into matmuls and the rest."""
+    results = load_script('benchmarks/deploy_speed.py').main(
+        ['--quick', '--paths', 'eager', 'bf16', 'int8', '--layouts', 'partition-major',
+         'channel-major', '--breakdown'])
+
+    [(batch, timings)] = results.items()
+    name = 'pure-mlp (2 RepMLPs)'
+    other = f'{name} [channel-major]'
+    assert {model for model, _ in timings['seconds']} == {name, other}
+    assert set(timings['breakdown']) == {(model, path) for model in (name, other)
+                                         for path in ('bf16', 'int8')}
+    for row in timings['breakdown'].values():
+        assert row['blocks'] is None  # a pure MLP has no residual blocks to compare
+        assert 0 < row['matmuls'] < row['layers']
+    out = capsys.readouterr().out
+    assert (f'ratio {other}: float32 (eager) ' in out and f"{name}'s bfloat16, " in out
+            and "x its float32" in out)
+    assert f'| {other} | int8 | - | ' in out
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--official-v1', 'DIR'], 'no repmlp_resnet.py there'),
     (['--official-v1', 'DIR', '--quick'], 'drop --quick'),

@@ -131,6 +131,36 @@ def test_split_groupwise_fc_computes_the_groupwise_fc(bias):
     with torch.no_grad():
         assert relative_difference(split(x), fc(x)) <= 1e-6
         assert relative_difference(split.features_first(x), fc.features_first(x)) <= 1e-6
+        by_group = x.reshape(5, 4, 3).transpose(0, 1)
+        assert relative_difference(split.grouped(by_group), fc.grouped(by_group)) <= 1e-6
+
+
+def test_the_groups_of_a_split_fc3_read_one_quantized_tensor():
+    """One activation scale per FC3, quantized once before the split into groups: the
+    per-group FCs dequantize views of one int8 tensor."""
+    torch.manual_seed(0)
+    block = randomize_norm_layers(RepMLPBlock(8, 8, 8, 4, groups=4, local_kernels=(1, 3)))
+    block.eval().switch_to_deploy()
+    calibration = [torch.randn(2, 8, 8, 8) for _ in range(2)]
+    int8 = quantize_int8(block, calibration, compile=False, log=lambda line: None)
+    graph = int8.graph_module.graph
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    dequantize = torch.ops.quantized_decomposed.dequantize_per_tensor.default
+    fc3_inputs = [node.args[0] for node in graph.nodes
+                  if node.target is torch.ops.aten.linear.default
+                  and '.fcs.' in list(node.meta['nn_module_stack'])[-1]]
+    assert len(fc3_inputs) == 4 and all(n.target is dequantize for n in fc3_inputs)
+    assert len({tuple(n.args[1:]) for n in fc3_inputs}) == 1  # one scale and zero point
+
+    def quantized_source(node):
+        while node.target is not quantize:
+            node = node.args[0]
+        return node
+
+    assert len({quantized_source(n.args[0]) for n in fc3_inputs}) == 1
+    with torch.no_grad():
+        x = calibration[0]
+        assert relative_difference(int8(x), block(x)) <= 0.05
 
 
 def test_prepare_quant_aware_needs_a_repmlp_block():

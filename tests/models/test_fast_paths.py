@@ -1,11 +1,12 @@
 """The fast paths of the library equal their reference paths.
 
-Each speed-up (features-first FC3 with a single un-partitioning copy, one-copy partitioning,
-channels_last outputs, in-place residual adds, tap-wise conv-to-FC conversion, conversion
-without re-initialized layers) is checked in float64 against a plain implementation of the
-same math: the paper's block written with straightforward tensor ops, the library's
-reference function ``conv_to_fc``, or the reference implementations of
-``benchmarks/block_references.py`` (the grouped-conv FC3, the fused Local Perceptron).
+Each speed-up (the partition-major deploy form, features-first FC3 with a single
+un-partitioning copy in training, one-copy partitioning, channels_last outputs, in-place
+residual adds, tap-wise conv-to-FC conversion, conversion without re-initialized layers) is
+checked in float64 against a plain implementation of the same math: the paper's block written
+with straightforward tensor ops on the channel-major FCs, the library's reference function
+``conv_to_fc``, or the reference implementations of ``benchmarks/block_references.py`` (the
+grouped-conv FC3, the fused Local Perceptron, the deploy forms of other layouts).
 """
 import copy
 
@@ -17,7 +18,13 @@ from helpers_tools import load_script
 from mmrepmlp.models.backbones import RepMLPResNet
 from mmrepmlp.models.blocks import RepMLPBlock, RepMLPLightBlock, ResNetBottleneck
 from mmrepmlp.models.layers import ConvBN, GroupwiseFC
-from mmrepmlp.reparam import add_conv_to_fc_, conv_to_fc, fuse_conv_bn, randomize_norm_layers
+from mmrepmlp.reparam import (
+    add_conv_to_fc_,
+    conv_to_fc,
+    fuse_conv_bn,
+    global_fcs_to_partition_major,
+    randomize_norm_layers,
+)
 
 references = load_script('benchmarks/block_references.py')
 TINY_ARCH = dict(num_blocks=(1, 2, 2, 1), widths=(16, 32, 64, 128),
@@ -38,6 +45,23 @@ def make_block(seed=0, use=(), **kwargs):
     return block
 
 
+def channel_major_fcs(block):
+    """FC1, FC2 and FC3 ``(weight, bias)`` of a block in the paper's channel-major layout: the
+    training form's, or the deploy form's reordered back."""
+    if not block.deploy:
+        fc3 = (block.fc3.weight, block.fc3.bias)
+        if not block.with_global:
+            return None, None, fc3
+        return (block.fc1.weight, block.fc1.bias), (block.fc2.weight, block.fc2.bias), fc3
+    fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+    if not block.with_global:
+        return None, None, (fc3_weight, fc3_bias)
+    _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
+        block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels, block.num_parts,
+        inverse=True)
+    return (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), (fc3_weight, fc3_bias)
+
+
 def reference_forward(block, x):
     """The paper's RepMLP block (Sec. 3) with plain tensor ops and the official grouped-conv FC3.
 
@@ -46,16 +70,17 @@ def reference_forward(block, x):
     """
     N, C, H, W = x.shape
     (h, w), (nh, nw), g = block.partition_size, block.num_parts, block.groups
+    fc1, fc2, fc3 = channel_major_fcs(block)
     x = F.pad(x, (0, nw * w - W, 0, nh * h - H)).reshape(N, C, nh, h, nw, w)
     if block.with_global:
         pooled = x.mean(dim=(3, 5))
         if not block.deploy:
             pooled = block.global_bn(pooled)
-        per_partition = block.fc2(F.relu(block.fc1(pooled.flatten(1))))
+        per_partition = F.linear(F.relu(F.linear(pooled.flatten(1), *fc1)), *fc2)
         x = x + per_partition.reshape(N, C, nh, 1, nw, 1)
     partitions = x.permute(0, 2, 4, 1, 3, 5).reshape(N * nh * nw, C, h, w)
-    out = F.conv2d(partitions.reshape(N * nh * nw, C * h * w, 1, 1),
-                   block.fc3.weight[..., None, None], block.fc3.bias, groups=g).flatten(1)
+    out = F.conv2d(partitions.reshape(N * nh * nw, C * h * w, 1, 1), fc3[0][..., None, None],
+                   fc3[1], groups=g).flatten(1)
     if not block.deploy:
         out = block.fc3_bn(out)
         for branch in block.local_perceptron.values():
@@ -90,6 +115,25 @@ def test_deploy_forward_equals_the_reference(case, channels_last):
     # The output keeps the input's memory format, so a channels_last model stays so.
     if block.in_size == block.padded_size:
         assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+DEPLOY_CASES = {case: BLOCK_CASES[case] for case in BLOCK_CASES if 'fused' not in case}
+
+
+@pytest.mark.parametrize('case', DEPLOY_CASES)
+@pytest.mark.parametrize('layout', sorted(references.DEPLOY_LAYOUTS))
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_deploy_layout_references_compute_the_deploy_form(case, layout, channels_last):
+    """The deploy forms of the other layouts, which the benchmarks time beside the block's."""
+    block = make_block(**DEPLOY_CASES[case]).eval()
+    block.switch_to_deploy()
+    other = references.DEPLOY_LAYOUTS[layout](block)
+    x = torch.randn(3, 4, *block.in_size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), reference_forward(block, x), rtol=1e-12,
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize('case', BLOCK_CASES)
@@ -170,8 +214,9 @@ def test_conversion_equals_the_reference_conversion(case):
             weight, bias = weight + fc_weight, bias + fc_bias
     keys = set(block.state_dict())
     block.switch_to_deploy()
-    torch.testing.assert_close(block.fc3.weight, weight, rtol=1e-14, atol=1e-14)
-    torch.testing.assert_close(block.fc3.bias, bias, rtol=1e-14, atol=1e-14)
+    _, _, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+    torch.testing.assert_close(fc3_weight, weight, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(fc3_bias, bias, rtol=1e-14, atol=1e-14)
     assert type(block.fc3) is GroupwiseFC
     deploy_keys = {k for k in keys if k.startswith(('fc1.', 'fc2.', 'fc3.'))} | {'fc3.bias'}
     assert set(block.state_dict()) == deploy_keys
@@ -181,7 +226,7 @@ def test_conversion_equals_the_reference_conversion(case):
 @pytest.mark.parametrize('cls', [GroupwiseFC, references.ConvGroupwiseFC],
                          ids=['matmul', 'conv'])
 @pytest.mark.parametrize('bias', [True, False])
-def test_groupwise_fc_features_first_is_the_transposed_forward(groups, cls, bias):
+def test_groupwise_fc_features_first_and_grouped_are_the_forward(groups, cls, bias):
     torch.manual_seed(0)
     fc = cls(12, 6, groups, bias=bias).double()
     x = torch.randn(5, 12, dtype=torch.float64)
@@ -189,6 +234,10 @@ def test_groupwise_fc_features_first_is_the_transposed_forward(groups, cls, bias
                         groups=groups).flatten(1)
     torch.testing.assert_close(fc(x), expected, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(fc.features_first(x), expected.t(), rtol=1e-14, atol=1e-14)
+    by_group = x.reshape(5, groups, -1).transpose(0, 1).contiguous()
+    torch.testing.assert_close(fc.grouped(by_group),
+                               expected.reshape(5, groups, -1).transpose(0, 1),
+                               rtol=1e-14, atol=1e-14)
 
 
 def test_groupwise_fc_from_weight_holds_the_given_tensors():

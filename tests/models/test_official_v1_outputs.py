@@ -5,7 +5,8 @@ computed (its generator, next to it, says how to rerun it): a Light Block and a 
 Bottleneck with random weights and BN statistics, their training-form outputs, and the
 state dict and outputs of their official deploy conversion. The weights reach mmrepmlp's
 blocks through the official importer's key mapping, so these tests check the importer's
-renaming, the blocks' training forms and mmrepmlp's conversion against the peer code.
+renaming, the blocks' training forms, mmrepmlp's conversion and the reordering of channel-major
+deploy weights on load against the peer code.
 """
 import os.path as osp
 
@@ -73,7 +74,11 @@ def test_conversion_gives_the_official_deploy_weights_and_outputs(name):
     case = CASES[name]
     block = official_training_block(name)
     block.switch_to_deploy()
-    converted, official = block.state_dict(), imported(case['deploy_state'])
+    # The official deploy weights, loaded (and reordered to mmrepmlp's partition-major deploy
+    # layout: an official state dict has no version) into a deploy block.
+    official_block = mmrepmlp_block(name, deploy=True)
+    official_block.load_state_dict(imported(case['deploy_state']))
+    converted, official = block.state_dict(), official_block.state_dict()
     assert converted.keys() == official.keys()
     for key, tensor in official.items():
         assert_close(converted[key], tensor)

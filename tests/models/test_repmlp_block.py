@@ -197,8 +197,13 @@ def test_equivalent_params_match_the_deploy_form_and_have_gradients():
     assert block.local_perceptron['conv3x3'].conv.weight.grad.abs().sum() > 0
     assert block.fc1.weight.grad is not None
     deployed = repmlp_model_convert(block)
-    assert torch.equal(deployed.fc3.weight, fc3_w.detach())
-    assert deployed.get_equivalent_fc1_fc3_params()[2] is deployed.fc3.weight
+    # The deploy form stores them partition-major and gives them back channel-major.
+    for deploy_param, param in zip(deployed.get_equivalent_fc1_fc3_params(),
+                                   (fc1_w, fc1_b, fc3_w, fc3_b)):
+        assert torch.equal(deploy_param, param.detach())
+    (_, _, (fc3_deploy_w, _)) = block.get_deploy_fcs()
+    assert torch.equal(deployed.fc3.weight, fc3_deploy_w.detach())
+    assert not torch.equal(deployed.fc3.weight, fc3_w.detach())
 
 
 def test_equivalent_params_without_global_perceptron():
@@ -226,11 +231,7 @@ def test_forward_with_the_equivalent_fcs_is_the_forward(case):
     else:
         block = make_block(**case).eval()
         x = torch.randn(2, 4, *input_size, dtype=torch.float64)
-    fc1_w, fc1_b, fc3_w, fc3_b = block.get_equivalent_fc1_fc3_params()
-    fc1, fc2 = ((fc1_w, fc1_b), (block.fc2.weight, block.fc2.bias)) if block.with_global else (
-        None, None)
-
-    out = block.forward_with_fcs(x, fc1, fc2, (fc3_w, fc3_b))
+    out = block.forward_with_fcs(x, *block.get_deploy_fcs())
 
     torch.testing.assert_close(out, block(x), rtol=1e-12, atol=1e-12)
     out.sum().backward()

@@ -57,6 +57,14 @@ class FC3WithBN(nn.Module):
         """``(N, in_features)`` -> ``(out_features, N)``."""
         return self(x).t()
 
+    def grouped(self, x):
+        """``(groups, N, in_features // groups)`` -> ``(groups, N, out_features // groups)``,
+        as :meth:`GroupwiseFC.grouped`, through :meth:`forward` (the BN normalizes the
+        features of all groups)."""
+        groups, batch = x.shape[:2]
+        out = self(x.transpose(0, 1).reshape(batch, -1))
+        return out.reshape(batch, groups, -1).transpose(0, 1)
+
 
 def insert_fc3_bn(model, calibration, max_batches=None, quant_aware=True):
     """Insert a BN after the FC3 of every deploy-form RepMLP block of ``model``, in place.
@@ -87,8 +95,8 @@ def insert_fc3_bn(model, calibration, max_batches=None, quant_aware=True):
     hooks = []
     for name, block in blocks.items():
         block.fc3 = FC3WithBN(block.fc3).eval()
-        # FC3WithBN calls its FC as a module (the block calls FC3's features_first, which
-        # would bypass hooks); meanwhile a fresh BN in eval mode is nearly the identity.
+        # FC3WithBN calls its FC as a module (the block calls FC3's grouped, which would
+        # bypass hooks); meanwhile a fresh BN in eval mode is nearly the identity.
         hooks.append(block.fc3.fc.register_forward_hook(statistics[name]))
     try:
         with torch.no_grad():

@@ -33,17 +33,14 @@ def fake_quantize_weight(weight):
 
 
 def fake_quantized_deploy_fcs(block):
-    """The deploy FC1, FC2 and FC3 of a :class:`~mmrepmlp.models.RepMLPBlock`, computed from its
-    training form (differentiably) and fake-quantized: what quantization-aware training runs.
+    """The deploy FC1, FC2 and FC3 of a RepMLP block
+    (:meth:`~mmrepmlp.models.RepMLPBlock.get_deploy_fcs`: computed from its training form,
+    differentiably, in the deploy layout) with their weights fake-quantized: what
+    quantization-aware training runs (:meth:`~mmrepmlp.models.RepMLPBlock.forward_with_fcs`).
 
     Returns:
         tuple: ``(fc1, fc2, fc3)``, each ``(weight, bias)``; ``fc1`` and ``fc2`` are None
         without a Global Perceptron.
     """
-    fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
-    fc3 = (fake_quantize_weight(fc3_weight), fc3_bias)
-    if fc1_weight is None:
-        return None, None, fc3
-    fc1 = (fake_quantize_weight(fc1_weight), fc1_bias)
-    fc2 = (fake_quantize_weight(block.fc2.weight), block.fc2.bias)
-    return fc1, fc2, fc3
+    return tuple(None if fc is None else (fake_quantize_weight(fc[0]), fc[1])
+                 for fc in block.get_deploy_fcs())

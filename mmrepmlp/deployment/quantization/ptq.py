@@ -13,12 +13,17 @@ the quantizer leaves a batched matmul in float32, and oneDNN's int8 grouped conv
 the per-group FCs. That holds for a few groups (up to :data:`MAX_SPLIT_GROUPS`); RepMLPNet's
 FC3 of 16 to 256 share-sets is handed over as the grouped 1x1 conv it equals
 (:class:`GroupedConvFC`): one FC per share-set would be hundreds of tiny int8 FCs, minutes to
-quantize and compile and slower to run than the one grouped conv.
+quantize and compile and slower to run than the one grouped conv. The groups of a split FC3
+share one activation scale, and the converted graph quantizes their inputs once, before they
+are split into groups (:func:`quantize_before_split`): one kernel writes the int8 partitions
+of all groups, the per-group FCs read views of them.
 """
 import copy
 import functools
 import itertools
 import math
+import operator
+import time
 
 import torch
 import torch.nn as nn
@@ -44,7 +49,7 @@ MAX_SPLIT_GROUPS = 8
 class SplitGroupwiseFC(nn.Module):
     """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the one FC per group it equals
     (``fcs``, plain ``nn.Linear`` layers: what the int8 quantizer recognizes); same calls
-    (``forward``, ``features_first``), same results."""
+    (``forward``, ``features_first``, ``grouped``), same results."""
 
     def __init__(self, fc):
         super().__init__()
@@ -59,13 +64,22 @@ class SplitGroupwiseFC(nn.Module):
             self.fcs.append(linear)
 
     def forward(self, x):
-        """``(N, in_features)`` -> ``(N, out_features)``."""
+        """``(N, in_features)`` -> ``(N, out_features)``; or, for :meth:`grouped`,
+        ``(groups, N, in_features // groups)`` -> ``(groups, N, out_features // groups)``."""
+        if x.dim() == 3:
+            return torch.stack([linear(part) for linear, part in zip(self.fcs, x.unbind(0))])
         parts = x.chunk(len(self.fcs), dim=1)
         return torch.cat([linear(part) for linear, part in zip(self.fcs, parts)], dim=1)
 
     def features_first(self, x):
         """``(N, in_features)`` -> ``(out_features, N)``."""
         return self(x).t()
+
+    def grouped(self, x):
+        """``(groups, N, in_features // groups)`` -> ``(groups, N, out_features // groups)``."""
+        # Through the module call, so that an exported graph names this module (the
+        # quantizer groups the FCs by it, int8_weights names the FC3 by it).
+        return self(x)
 
 
 class GroupedConvFC(nn.Module):
@@ -104,9 +118,9 @@ class Int8Network(nn.Module):
         # An exported graph refuses train()/eval(), which MMEngine calls on the whole model.
         self.graph_module = allow_exported_model_train_eval(graph_module)
         cpu = torch.device('cpu')
+        self.compiled = compile and inductor_available(cpu)
         # A plain attribute (a function), not a submodule: the graph is registered once.
-        self._run = (compile_frozen(graph_module, cpu)
-                     if compile and inductor_available(cpu) else graph_module)
+        self._run = compile_frozen(graph_module, cpu) if self.compiled else graph_module
 
     def forward(self, *args):
         return self._run(*args)
@@ -169,16 +183,21 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     name, network = _network(quantized)
     swapped = _as_quantizable_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
+    seconds, start = {}, time.perf_counter()
     # an example batch of 1 would fix the batch size to 1
     example = inputs[0] if len(inputs[0]) > 1 else inputs[0].expand(2, *inputs[0].shape[1:])
     exported = torch.export.export(network, (example, ),
                                    dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
+    seconds['export'], start = time.perf_counter() - start, time.perf_counter()
     prepared = prepare_pt2e(exported, _quantizer(reduce_range))
     calibrating, held_back = _hold_back(inputs)
     _observe(prepared, calibrating)
     error = _check_held_back(prepared, network, held_back, tolerance, strict, log)
     _observe(prepared, held_back)
-    int8 = Int8Network(convert_pt2e(prepared), compile)
+    seconds['calibration'], start = time.perf_counter() - start, time.perf_counter()
+    graph_module = quantize_before_split(convert_pt2e(prepared))
+    seconds['conversion'] = time.perf_counter() - start
+    int8 = Int8Network(graph_module, compile)
     if name is None:
         quantized = int8
     else:
@@ -188,8 +207,10 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     log(f'quantize_int8: converted {len(converted)} modules to the deploy form; '
         f'{_describe_forms(swapped)}; calibrated on '
         f'{len(inputs)} batches ({sum(len(b) for b in inputs)} images): {checked}; '
-        f'{len(int8_weights(int8))} int8 convs and FCs in {name or "the model"}'
-        f'{", 7-bit activations (no VNNI)" if reduce_range else ""}')
+        f'{len(_int8_layers(graph_module))} int8 convs and FCs in {name or "the model"}'
+        f'{", 7-bit activations (no VNNI)" if reduce_range else ""}; '
+        + ', '.join(f'{step} {s:.1f} s' for step, s in seconds.items())
+        + ('; the first call of each input shape compiles' if int8.compiled else ''))
     return make_inference_only(quantized)
 
 
@@ -197,6 +218,22 @@ def _observe(prepared, batches):
     with torch.no_grad():
         for batch in batches:
             prepared(batch)
+            _observe_weights_once(prepared)
+
+
+def _observe_weights_once(prepared):
+    """Make the weights' observers of a prepared graph pass their input through, keeping what
+    they have seen: the weights are constants, and observing them again on every calibration
+    batch (per channel, tens of millions of values for RepMLP's FCs) is most of the
+    calibration's time."""
+    for node in prepared.graph.nodes:
+        if (node.op == 'call_module' and node.args
+                and getattr(node.args[0], 'op', None) == 'get_attr'):
+            prepared.get_submodule(node.target).forward = _pass_through
+
+
+def _pass_through(x):
+    return x
 
 
 def _hold_back(inputs):
@@ -292,12 +329,108 @@ def _most_changed_range(prepared, held_back):
 
 def _quantizer(reduce_range):
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
 
     config = get_default_x86_inductor_quantization_config(reduce_range=reduce_range)
-    return X86InductorQuantizer().set_global(config)
+    return _group_sharing_quantizer_class()().set_global(config)
+
+
+@functools.cache
+def _group_sharing_quantizer_class():
+    """torchao's ``X86InductorQuantizer``, with the inputs of the per-group FCs of each
+    :class:`SplitGroupwiseFC` observed together: one activation scale per FC3 (a class made
+    on first use: torchao is imported only by the int8 path)."""
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+    )
+
+    class GroupSharingX86InductorQuantizer(X86InductorQuantizer):
+
+        def annotate(self, model):
+            model = super().annotate(model)
+            for linears in _split_fc_linears(model.graph).values():
+                first_input = linears[0].args[0]
+                for linear in linears[1:]:
+                    annotation = linear.meta.get('quantization_annotation')
+                    if annotation is not None and linear.args[0] in annotation.input_qspec_map:
+                        annotation.input_qspec_map[linear.args[0]] = SharedQuantizationSpec(
+                            (first_input, linears[0]))
+            return model
+
+    return GroupSharingX86InductorQuantizer
+
+
+def _split_fc_linears(graph):
+    """The linear nodes of each :class:`SplitGroupwiseFC` in an exported graph, by the name of
+    the module (in group order)."""
+    linears = {}
+    for node in graph.nodes:
+        if node.target is torch.ops.aten.linear.default and 'nn_module_stack' in node.meta:
+            name, group = _layer_name(node)
+            if group is not None:
+                linears.setdefault(name, []).append((group, node))
+    return {name: [node for _, node in sorted(nodes, key=lambda item: item[0])]
+            for name, nodes in linears.items()}
+
+
+# Ops that only select or rearrange elements (no arithmetic): quantizing before or after them
+# gives the same int8 values.
+_MOVING_OPS = {
+    torch.ops.aten.select.int, torch.ops.aten.unbind.int, torch.ops.aten.view.default,
+    torch.ops.aten.reshape.default, torch.ops.aten._unsafe_view.default,
+    torch.ops.aten.permute.default, torch.ops.aten.transpose.int, torch.ops.aten.slice.Tensor,
+    torch.ops.aten.clone.default
+}
+
+
+def quantize_before_split(graph_module):
+    """Move each per-tensor quantize that several quantizes of the same parameters repeat on
+    views of one tensor (the groups of a split FC3's input) before those views, in place: the
+    tensor is quantized once and the groups read int8 views of it.
+
+    Returns:
+        torch.fx.GraphModule: ``graph_module``, recompiled.
+    """
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    siblings = {}
+    for node in graph_module.graph.nodes:
+        if node.target is quantize:
+            chain, source = _moving_chain(node.args[0])
+            if chain:
+                siblings.setdefault((source, *node.args[1:]), []).append((node, chain))
+    for (source, *qparams), quantizes in siblings.items():
+        if len(quantizes) < 2:
+            continue
+        with graph_module.graph.inserting_after(source):
+            quantized = graph_module.graph.call_function(quantize, (source, *qparams))
+        for node, chain in quantizes:
+            node.replace_all_uses_with(_replay(graph_module.graph, chain, quantized, node))
+            graph_module.graph.erase_node(node)
+    graph_module.graph.eliminate_dead_code()
+    graph_module.recompile()
+    return graph_module
+
+
+def _moving_chain(node):
+    """The ops of :data:`_MOVING_OPS` (and ``getitem`` of their results) that lead to
+    ``node``, outermost last, and the tensor they start from."""
+    chain = []
+    while (node.op == 'call_function' and (node.target in _MOVING_OPS or (
+            node.target is operator.getitem and node.args[0].target in _MOVING_OPS))):
+        chain.append(node)
+        node = node.args[0]
+    return chain[::-1], node
+
+
+def _replay(graph, chain, start, before):
+    """``chain`` applied again to ``start``, inserted before ``before``; the last result."""
+    value = start
+    with graph.inserting_before(before):
+        for node in chain:
+            value = graph.call_function(node.target, (value, *node.args[1:]), node.kwargs)
+    return value
 
 
 def cpu_has_vnni():
@@ -382,32 +515,36 @@ def int8_weights(model):
     return weights
 
 
-def _graph_int8_weights(graph_module):
+def _int8_layers(graph_module):
+    """The conv and linear nodes of a converted graph whose weight is an int8 one, and those
+    weights' dequantize nodes."""
     dequantize = torch.ops.quantized_decomposed.dequantize_per_channel.default
     layers = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+    return [(node, node.args[1]) for node in graph_module.graph.nodes
+            if node.target in layers and getattr(node.args[1], 'target', None) is dequantize]
+
+
+def _graph_int8_weights(graph_module):
     parts = {}  # layer name -> [(group, weight)]: one entry, or a split FC's groups
-    for node in graph_module.graph.nodes:
-        weight = node.args[1] if node.target in layers else None
-        if getattr(weight, 'target', None) is not dequantize:
-            continue
+    for node, weight in _int8_layers(graph_module):
         int8, scale, zero_point = (functools.reduce(getattr, arg.target.split('.'),
                                                     graph_module) for arg in weight.args[:3])
         shape = (-1, *([1] * (int8.dim() - 1)))
         name, group = _layer_name(node)
         parts.setdefault(name, []).append(
-            (group, (int8.float() - zero_point.reshape(shape)) * scale.reshape(shape)))
+            (group or 0, (int8.float() - zero_point.reshape(shape)) * scale.reshape(shape)))
     return {name: torch.cat([weight for _, weight in sorted(groups, key=lambda g: g[0])])
             for name, groups in parts.items()}
 
 
 def _layer_name(node):
     """``(name, group)``: the float model's name of the layer a conv or FC node comes from
-    (the innermost module) and group 0; for an FC of a :class:`SplitGroupwiseFC`, the name of
+    (the innermost module) and None; for an FC of a :class:`SplitGroupwiseFC`, the name of
     the groupwise FC it replaced and the FC's group; for the conv of a :class:`GroupedConvFC`,
-    the name of the groupwise FC it replaced."""
+    the name of the groupwise FC it replaced and None."""
     stack = list(node.meta['nn_module_stack'].values())
     if len(stack) > 1 and stack[-2][1].endswith(SplitGroupwiseFC.__qualname__):
         return stack[-2][0], int(stack[-1][0].rpartition('.')[2])
     if len(stack) > 1 and stack[-2][1].endswith(GroupedConvFC.__qualname__):
-        return stack[-2][0], 0
-    return stack[-1][0], 0
+        return stack[-2][0], None
+    return stack[-1][0], None

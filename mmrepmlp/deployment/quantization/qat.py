@@ -1,8 +1,8 @@
 """Quantization-aware training of RepMLP blocks, applied to a model from outside the blocks.
 
 :func:`prepare_quant_aware` makes every RepMLP block in training form compute its deploy form's
-function with its FC1, FC2 and FC3 kernels (the equivalent ones,
-:meth:`~mmrepmlp.models.RepMLPBlock.get_equivalent_fc1_fc3_params`) fake-quantized to int8
+function with its FC1, FC2 and FC3 kernels (the deploy ones,
+:meth:`~mmrepmlp.models.RepMLPBlock.get_deploy_fcs`) fake-quantized to int8
 exactly as :func:`~mmrepmlp.deployment.quantize_int8` quantizes the converted model, so that
 the deploy model quantizes without loss. Gradients flow to every branch; the BN statistics are
 used, not updated, so fine-tune a trained model with it (train and eval mode alike compute the
@@ -19,8 +19,8 @@ from ...models.blocks import RepMLPBlock, RepMLPNetBlock
 from ...utils.errors import InputError
 from .fake_quant import fake_quantized_deploy_fcs
 
-# The blocks with ``forward_with_fcs`` and ``get_equivalent_fc1_fc3_params``: RepMLP-ResNet's
-# and RepMLPNet's RepMLP blocks.
+# The blocks with ``forward_with_fcs`` and ``get_deploy_fcs``: RepMLP-ResNet's and RepMLPNet's
+# RepMLP blocks.
 QUANT_AWARE_BLOCKS = (RepMLPBlock, RepMLPNetBlock)
 
 

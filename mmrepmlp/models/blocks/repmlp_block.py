@@ -1,3 +1,4 @@
+import functools
 import math
 
 import torch
@@ -6,9 +7,15 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
-from torch.func import functional_call
 
-from ...reparam import absorb_bn_module_into_fc, add_conv_to_fc_, fuse_conv_bn, pad_kernel
+from ...reparam import (
+    absorb_bn_module_into_fc,
+    add_conv_to_fc_,
+    fc3_to_partition_major,
+    fuse_conv_bn,
+    global_fcs_to_partition_major,
+    pad_kernel,
+)
 from ..arguments import (
     check_bool,
     check_choice,
@@ -17,7 +24,7 @@ from ..arguments import (
     check_norm_cfg,
     check_pair,
 )
-from ..layers import ConvBN, GroupwiseFC
+from ..layers import ConvBN, GroupwiseFC, grouped_linear
 
 LARGER_INPUTS = ('error', 'windows')
 
@@ -57,9 +64,15 @@ class RepMLPBlock(BaseModule):
       "same" zero padding inside the partition) + BN, added to FC3's output.
 
     The deploy form (:meth:`switch_to_deploy` or ``deploy=True``) keeps only FC1, FC2 and one
-    FC3 with bias, and computes exactly the same function (up to float rounding). FC3 runs as
-    one batched matmul and the Local Perceptron as one conv + BN per kernel, the faster of the
-    measured implementations (``docs/repmlp_block.md``).
+    FC3 with bias, and computes exactly the same function (up to float rounding). Its FCs order
+    their features partition-major: FC3's ``(g, h, w, C/g)`` instead of the training form's
+    ``(C, h, w)``, the Global Perceptron's ``(nh, nw, C)`` instead of ``(C, nh, nw)``, so that
+    a channels_last map is cut into partitions and reassembled by copies of contiguous runs of
+    ``C/g`` channels; FC3 runs as one batched matmul over the groups. The training form runs
+    FC3 as one batched matmul and the Local Perceptron as one conv + BN per kernel.
+    ``docs/repmlp_block.md`` and ``docs/performance.md`` say what was measured. Deploy state
+    dicts of the channel-major layout (this class's ``_version`` 1, or no version: the
+    official code's) are converted when loaded.
 
     Sizes that are not multiples of the partition: the input is zero-padded at the bottom
     and right up to the next multiple of ``(h, w)``, processed as a padded map, and the output
@@ -92,6 +105,9 @@ class RepMLPBlock(BaseModule):
         deploy (bool): build the deploy form directly. Defaults to False.
         init_cfg (dict, optional): initialization config. Defaults to None.
     """
+
+    # 2: the deploy form's FCs are partition-major (1: channel-major).
+    _version = 2
 
     def __init__(self,
                  in_channels,
@@ -184,16 +200,15 @@ class RepMLPBlock(BaseModule):
 
     def forward_with_fcs(self, x, fc1, fc2, fc3):
         """The deploy form's computation on ``x`` with the given FC parameters instead of the
-        block's own: the block's function when they are its equivalent ones
-        (:meth:`get_equivalent_fc1_fc3_params` and FC2), differentiable in them.
+        block's own: the block's function when they are its deploy ones
+        (:meth:`get_deploy_fcs`), differentiable in them.
 
         Args:
             x (Tensor): the input, as for :meth:`forward`.
-            fc1 (tuple[Tensor, Tensor] | None): FC1's ``(weight, bias)``; None without a
-                Global Perceptron.
-            fc2 (tuple[Tensor, Tensor] | None): FC2's ``(weight, bias)``; None without one.
-            fc3 (tuple[Tensor, Tensor]): FC3's ``(weight, bias)`` in the deploy form's layout
-                ``(O*h*w, C*h*w // g)``.
+            fc1, fc2 (tuple[Tensor, Tensor] | None): FC1's and FC2's ``(weight, bias)`` in the
+                deploy form's layout; None without a Global Perceptron.
+            fc3 (tuple[Tensor, Tensor]): FC3's ``(weight, bias)`` in the deploy form's layout,
+                ``(O*h*w, C*h*w // g)`` partition-major.
         """
         return self._forward(x, (fc1, fc2, fc3))
 
@@ -231,46 +246,36 @@ class RepMLPBlock(BaseModule):
 
     def _forward_map(self, x, fcs=None):
         """One map of ``in_size``; ``fcs``: see :meth:`forward_with_fcs`."""
+        if self.deploy or fcs is not None:
+            return self._deploy_forward(x, fcs)
         N = x.shape[0]
-        channels_last = not x.is_contiguous() and x.is_contiguous(
-            memory_format=torch.channels_last)
-        partitions = self._partition(x, fcs)
+        partitions = self._partition(x)
         num_partitions, C, h, w = partitions.shape
         flat = partitions.reshape(num_partitions, C * h * w)
-        if fcs is not None:
-            return self._unpartition(self._deploy_fc3(flat, *fcs[2]).t(), N, channels_last)
-        if self.deploy:
-            # FC3's output taken features-first is un-partitioned by a single copy.
-            return self._unpartition(self.fc3.features_first(flat), N, channels_last)
         out = self.fc3_bn(self.fc3(flat))
         if self.local_kernels:
             out = out + self.local_perceptron(partitions).reshape_as(out)
-        return self._unpartition(out.t(), N, channels_last)
+        return self._unpartition(out.t(), N, _is_channels_last(x))
 
-    def _deploy_fc3(self, flat, weight, bias):
-        """The deploy form's FC3 with the given weight and bias on the flat partitions."""
-        # The equivalent FC3 has the layout of the deploy form's GroupwiseFC whatever module
-        # computes FC3 in training; a parameterless (meta) one runs it on these tensors.
-        deploy_fc3 = GroupwiseFC(self.fc3.in_features, self.fc3.out_features, self.groups,
-                                 device='meta')
-        return functional_call(deploy_fc3, {'weight': weight, 'bias': bias}, (flat, ))
-
-    def _partition(self, x, fcs=None):
-        """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added
-        (``fcs``: see :meth:`forward_with_fcs`)."""
+    def _partition(self, x):
+        """``(N, C, H, W)`` -> ``(N*nh*nw, C, h, w)``, the Global Perceptron's output added."""
         N, C = x.shape[:2]
-        (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
-        if (H, W) != self.padded_size:
-            x = F.pad(x, (0, self.padded_size[1] - W, 0, self.padded_size[0] - H))
+        (h, w), (nh, nw) = self.partition_size, self.num_parts
+        x = self._pad(x)
         partitions = x.reshape(N, C, nh, h, nw, w).permute(0, 2, 4, 1, 3, 5)
         # One copy into partition order (from NCHW or channels_last alike), then the add in
         # place: a broadcast add would allocate its result in the input's order and need a
         # second copy.
         partitions = partitions.clone(memory_format=torch.contiguous_format)
         if self.with_global:
-            per_partition = self._global_perceptron(x, fcs).reshape(N, C, nh, nw)
+            per_partition = self._global_perceptron(x).reshape(N, C, nh, nw)
             partitions += per_partition.permute(0, 2, 3, 1).reshape(N, nh, nw, C, 1, 1)
         return partitions.reshape(N * nh * nw, C, h, w)
+
+    def _pad(self, x):
+        """The map zero-padded at the bottom and right to whole partitions."""
+        (H, W), (Hp, Wp) = self.in_size, self.padded_size
+        return x if (H, W) == (Hp, Wp) else F.pad(x, (0, Wp - W, 0, Hp - H))
 
     def _unpartition(self, out, N, channels_last=False):
         """FC3's output, features-first ``(O*h*w, N*nh*nw)`` -> ``(N, O, H, W)``.
@@ -278,7 +283,7 @@ class RepMLPBlock(BaseModule):
         The result is channels_last when ``channels_last``, so that a model converted with
         ``model.to(memory_format=torch.channels_last)`` keeps that format through the block.
         """
-        (H, W), (h, w), (nh, nw) = self.in_size, self.partition_size, self.num_parts
+        (h, w), (nh, nw) = self.partition_size, self.num_parts
         out_c = self.out_channels
         out = out.reshape(out_c, h, w, N, nh, nw)
         # ``contiguous`` copies only where the reshape could return a view (one partition).
@@ -287,23 +292,58 @@ class RepMLPBlock(BaseModule):
             out = out.contiguous().permute(0, 3, 1, 2)
         else:
             out = out.permute(3, 0, 4, 1, 5, 2).reshape(N, out_c, nh * h, nw * w).contiguous()
-        if (H, W) != self.padded_size:
-            out = out[:, :, :H, :W]
-        return out
+        return self._crop(out)
 
-    def _global_perceptron(self, x, fcs=None):
-        """``x``: the (padded) map ``(N, C, nh*h, nw*w)`` -> ``(N, C*nh*nw)``; with ``fcs``
-        (see :meth:`forward_with_fcs`) their FC1 and FC2 replace the block's BN, FC1 and FC2.
+    def _crop(self, out):
+        (H, W) = self.in_size
+        return out if (H, W) == self.padded_size else out[:, :, :H, :W]
+
+    def _global_perceptron(self, x):
+        """The training form's Global Perceptron: the (padded) map ``(N, C, nh*h, nw*w)`` ->
+        ``(N, C*nh*nw)``, channel-major."""
+        pooled = self.global_bn(F.avg_pool2d(x, self.partition_size))
+        return self.fc2(F.relu(self.fc1(pooled.flatten(1))))
+
+    def _deploy_forward(self, x, fcs=None):
+        """The deploy form on one map, its FCs partition-major (``fcs``: see
+        :meth:`forward_with_fcs`; the block's own FCs when None).
+
+        The map is copied once into partition-major order ``(g, N, nh, nw, h, w, C/g)`` (from
+        channels_last: runs of ``C/g`` channels), the Global Perceptron's per-partition vector
+        added in place; FC3 maps each group's ``(N*nh*nw, h*w*C/g)`` rows in one batched
+        matmul; one copy reassembles ``(N, O, H, W)`` in the input's memory format.
         """
-        pooled = F.avg_pool2d(x, self.partition_size)
-        if fcs is not None:
-            (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), _ = fcs
-            hidden = F.relu(F.linear(pooled.flatten(1), fc1_weight, fc1_bias))
-            return F.linear(hidden, fc2_weight, fc2_bias)
-        if not self.deploy:
-            pooled = self.global_bn(pooled)
-        hidden = F.relu(self.fc1(pooled.flatten(1)))
-        return self.fc2(hidden)
+        fc1, fc2, fc3 = self._deploy_layers(fcs)
+        N, C = x.shape[:2]
+        (h, w), (nh, nw), g = self.partition_size, self.num_parts, self.groups
+        channels_last = _is_channels_last(x)
+        x = self._pad(x)
+        pixels = x.permute(0, 2, 3, 1).reshape(N, nh, h, nw, w, g, C // g)
+        parts = pixels.permute(5, 0, 1, 3, 2, 4, 6).clone(memory_format=torch.contiguous_format)
+        if self.with_global:
+            pooled = F.avg_pool2d(x, self.partition_size).permute(0, 2, 3, 1).reshape(N, -1)
+            per_partition = fc2(F.relu(fc1(pooled))).reshape(N, nh, nw, 1, 1, g, C // g)
+            parts += per_partition.permute(5, 0, 1, 2, 3, 4, 6)
+        out = fc3(parts.reshape(g, N * nh * nw, h * w * C // g))
+        out = out.reshape(g, N, nh, nw, h, w, self.out_channels // g)
+        if channels_last:
+            out = out.permute(1, 2, 4, 3, 5, 0, 6).reshape(N, nh * h, nw * w, -1)
+            out = out.permute(0, 3, 1, 2)
+        else:
+            out = out.permute(1, 0, 6, 2, 4, 3, 5).reshape(N, -1, nh * h, nw * w)
+        return self._crop(out)
+
+    def _deploy_layers(self, fcs=None):
+        """FC1, FC2 and FC3 of :meth:`_deploy_forward` as callables: the block's own modules
+        (so that their calls keep the modules' names), or the given parameters'."""
+        if fcs is None:
+            fc1, fc2 = (self.fc1, self.fc2) if self.with_global else (None, None)
+            return fc1, fc2, self.fc3.grouped
+        fc1, fc2, (fc3_weight, fc3_bias) = fcs
+        layers = [None, None] if fc1 is None else [
+            functools.partial(F.linear, weight=weight, bias=bias) for weight, bias in (fc1, fc2)
+        ]
+        return (*layers, functools.partial(grouped_linear, weight=fc3_weight, bias=fc3_bias))
 
     @property
     def largest_kernel(self):
@@ -314,18 +354,25 @@ class RepMLPBlock(BaseModule):
 
     # ----------------------------------------------------------- re-parameterization
     def get_equivalent_fc1_fc3_params(self):
-        """The deploy form's FC1 and FC3 parameters, computed from the training form.
+        """The deploy form's FC1 and FC3 parameters in the training form's channel-major
+        layout (the paper's; see :func:`~mmrepmlp.reparam.conv_to_fc`).
 
-        Uses the BN running statistics. Differentiable (use it for quantization-aware
-        training or penalty-based pruning of the equivalent kernel).
+        Uses the BN running statistics. Differentiable. In deploy form, the deploy FCs
+        reordered back to channel-major.
 
         Returns:
             tuple: ``(fc1_weight, fc1_bias, fc3_weight, fc3_bias)``; the FC1 entries are
             ``None`` without a Global Perceptron. ``fc3_weight`` is ``(O*h*w, C*h*w // g)``.
         """
         if self.deploy:
-            fc1 = (self.fc1.weight, self.fc1.bias) if self.with_global else (None, None)
-            return (*fc1, self.fc3.weight, self.fc3.bias)
+            fc3 = fc3_to_partition_major(self.fc3.weight, self.fc3.bias, *self._fc3_layout(),
+                                         inverse=True)
+            if not self.with_global:
+                return (None, None, *fc3)
+            fc1_weight = global_fcs_to_partition_major(
+                self.fc1.weight, self.fc2.weight, self.fc2.bias, self.in_channels,
+                self.num_parts, inverse=True)[0]
+            return (fc1_weight, self.fc1.bias, *fc3)
         # A fresh tensor (the BN-scaled FC3 weight), so the local kernels can be added to it
         # in place, tap by tap, without building their dense FC form.
         fc3_weight, fc3_bias = fuse_conv_bn(self.fc3, self.fc3_bn)
@@ -340,6 +387,35 @@ class RepMLPBlock(BaseModule):
             fc3_bias = fc3_bias + bias.repeat_interleave(h * w)
         return (*self._equivalent_fc1(), fc3_weight, fc3_bias)
 
+    def get_deploy_fcs(self):
+        """The deploy form's FC1, FC2 and FC3, each ``(weight, bias)``, in its partition-major
+        layout: what :meth:`forward_with_fcs` takes and :meth:`switch_to_deploy` stores.
+
+        Computed from the training form (BN running statistics, differentiable), or the
+        deploy form's own parameters.
+
+        Returns:
+            tuple: ``(fc1, fc2, fc3)``; ``fc1`` and ``fc2`` are None without a Global
+            Perceptron.
+        """
+        if self.deploy:
+            fc3 = (self.fc3.weight, self.fc3.bias)
+            if not self.with_global:
+                return None, None, fc3
+            return (self.fc1.weight, self.fc1.bias), (self.fc2.weight, self.fc2.bias), fc3
+        fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
+        fc3 = fc3_to_partition_major(fc3_weight, fc3_bias, *self._fc3_layout())
+        if not self.with_global:
+            return None, None, fc3
+        fc1_weight, fc2_weight, fc2_bias = global_fcs_to_partition_major(
+            fc1_weight, self.fc2.weight, self.fc2.bias, self.in_channels, self.num_parts)
+        return (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), fc3
+
+    def _fc3_layout(self):
+        """The arguments of :func:`~mmrepmlp.reparam.fc3_to_partition_major` after the
+        weight and bias."""
+        return self.in_channels, self.out_channels, self.partition_size, self.groups
+
     def _equivalent_fc1(self):
         """FC1 with the Global Perceptron's BN absorbed, ``(None, None)`` without one."""
         if not self.with_global:
@@ -348,21 +424,50 @@ class RepMLPBlock(BaseModule):
                                         repeats=self.num_parts[0] * self.num_parts[1])
 
     def switch_to_deploy(self):
-        """Merge every BN and the Local Perceptron into FC1 and FC3 (idempotent).
+        """Merge every BN and the Local Perceptron into FC1 and FC3 and order the FCs
+        partition-major (idempotent).
 
         Uses the BN running statistics, so it is safe on a model in train mode.
         """
         if self.deploy:
             return
         with torch.no_grad():
-            fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
+            fc1, fc2, (fc3_weight, fc3_bias) = self.get_deploy_fcs()
         self.fc3 = GroupwiseFC.from_weight(fc3_weight, fc3_bias, self.fc3.groups)
         if self.with_global:
-            self.fc1.weight.data.copy_(fc1_weight)
-            self.fc1.bias.data.copy_(fc1_bias)
+            for layer, (weight, bias) in ((self.fc1, fc1), (self.fc2, fc2)):
+                layer.weight.data.copy_(weight)
+                layer.bias.data.copy_(bias)
             del self.global_bn
         del self.fc3_bn, self.local_perceptron
         self.deploy = True
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        # A deploy state dict of the channel-major layout (version 1, or no version) is
+        # reordered partition-major first.
+        version = local_metadata.get('version')
+        if self.deploy and (version is None or version < 2) and (
+                prefix + 'fc3.bias') in state_dict:
+            _channel_major_to_partition_major(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
+def _channel_major_to_partition_major(block, state_dict, prefix):
+    """Reorder the deploy FCs of ``block``'s entries in ``state_dict`` partition-major, in
+    place (as :meth:`RepMLPBlock.switch_to_deploy` orders them)."""
+    keys = [prefix + name for name in ('fc3.weight', 'fc3.bias')]
+    state_dict.update(zip(keys, fc3_to_partition_major(*(state_dict[k] for k in keys),
+                                                       *block._fc3_layout())))
+    keys = [prefix + name for name in ('fc1.weight', 'fc2.weight', 'fc2.bias')]
+    if block.with_global and all(k in state_dict for k in keys):
+        state_dict.update(zip(keys, global_fcs_to_partition_major(
+            *(state_dict[k] for k in keys), block.in_channels, block.num_parts)))
+
+
+def _is_channels_last(x):
+    """Whether a 4-D ``x`` is laid out channels_last (and not also contiguous, as a map with
+    one pixel or one channel is)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 @MODELS.register_module()

@@ -129,7 +129,7 @@ class RepMLPNetBlock(BaseModule):
     def forward_with_fcs(self, x, fc1, fc2, fc3):
         """The deploy form's computation on ``x`` with the given FC parameters instead of the
         block's own: the block's function when they are its equivalent ones
-        (:meth:`get_equivalent_fc1_fc3_params` and FC2), differentiable in them.
+        (:meth:`get_deploy_fcs`), differentiable in them.
 
         Args:
             x (Tensor): the input, as for :meth:`forward`.
@@ -228,6 +228,13 @@ class RepMLPNetBlock(BaseModule):
             return (*fc1, self.fc3.weight, self.fc3.bias)
         branches = [branch.fused_weight_bias() for branch in self.local_perceptron.values()]
         return (*fc1, *inject_locality(self.fc3, self.fc3_bn, branches, self.partition_size))
+
+    def get_deploy_fcs(self):
+        """The deploy form's FC1, FC2 and FC3, each ``(weight, bias)``: what
+        :meth:`forward_with_fcs` takes (FC3 as :meth:`get_equivalent_fc1_fc3_params` gives
+        it; the Global Perceptron's FCs are its own)."""
+        fc1_weight, fc1_bias, fc3_weight, fc3_bias = self.get_equivalent_fc1_fc3_params()
+        return (fc1_weight, fc1_bias), (self.fc2.weight, self.fc2.bias), (fc3_weight, fc3_bias)
 
     def switch_to_deploy(self):
         """Merge FC3's BN and the Local Perceptron into FC3 (idempotent).

@@ -5,6 +5,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def grouped_linear(x, weight, bias=None):
+    """A groupwise FC on inputs laid out group by group: ``(g, N, in // g)`` with ``weight``
+    ``(out, in // g)`` and ``bias`` ``(out,)`` -> ``(g, N, out // g)``."""
+    groups = x.shape[0]
+    weight = weight.reshape(groups, -1, weight.shape[1]).transpose(1, 2)
+    if bias is None:
+        return torch.bmm(x, weight)
+    return torch.baddbmm(bias.reshape(groups, 1, -1), x, weight)
+
+
 class GroupwiseFC(nn.Module):
     """A fully-connected layer split into ``groups`` independent groups.
 
@@ -73,10 +83,23 @@ class GroupwiseFC(nn.Module):
         """``x``: ``(N, in_features)`` -> ``(out_features, N)``, the transposed output.
 
         The batched matmul produces this layout; a caller that rearranges the output anyway
-        (RepMLP's un-partitioning) saves the copy that :meth:`forward` makes to transpose it.
+        (an un-partitioning copy) saves the copy that :meth:`forward` makes to transpose it.
         """
         self._check_input(x)
         return self._grouped_matmul(x)
+
+    def grouped(self, x):
+        """``x``: ``(groups, N, in_features // groups)``, each group's inputs ->
+        ``(groups, N, out_features // groups)``, each group's outputs.
+
+        The layout of RepMLP's partition-major deploy form: one batched matmul, the bias added
+        by the same BLAS call, no copy of inputs or outputs.
+        """
+        if x.dim() != 3 or x.shape[0] != self.groups or (
+                x.shape[2] * self.groups != self.in_features):
+            raise ValueError(f'GroupwiseFC.grouped expects inputs ({self.groups}, N, '
+                             f'{self.in_features // self.groups}), got {tuple(x.shape)}')
+        return grouped_linear(x, self.weight, self.bias)
 
     def _check_input(self, x):
         if x.dim() != 2 or x.shape[1] != self.in_features:
