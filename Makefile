@@ -25,7 +25,10 @@ lint: $(STAMP)
 # of the suite's time is single-threaded (interpreter start-up, compilation, small models).
 TEST_WORKERS ?= 2
 
+# yapf (imported by mmengine) writes its grammar cache non-atomically on first import: two workers
+# starting together on a fresh machine can read a half-written file, so one import comes first.
 test: lint
+	$(VPY) -c "import yapf"
 	$(VPY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
