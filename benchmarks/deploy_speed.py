@@ -85,7 +85,9 @@ from mmrepmlp.deployment import (
     optimize_for_inference,
     quantize_int8,
 )
+from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.models.official_import import official_key_to_mmrepmlp
+from mmrepmlp.reparam import global_fcs_to_partition_major
 from mmrepmlp.tasks.base import Task
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -260,7 +262,7 @@ def official_twins(models, args):
     for entry in models:
         official = repmlp_resnet.RepMLPResNet(img_H=args.img_size, img_W=args.img_size,
                                               **OFFICIAL_ARGUMENTS, **OFFICIAL_PRESETS[entry.name])
-        ours = entry.model.state_dict()
+        ours = channel_major_state_dict(entry.model)
         official.load_state_dict({
             key: ours[official_key_to_mmrepmlp(key)].reshape(tensor.shape)
             for key, tensor in official.state_dict().items()})
@@ -277,6 +279,26 @@ def official_twins(models, args):
               f'logits {difference:.1e}', file=sys.stderr, flush=True)
         twins[entry.name] = official
     return twins
+
+
+def channel_major_state_dict(model):
+    """``model``'s state dict with the deploy FCs of its RepMLP blocks in the channel-major
+    order of the official code (mmrepmlp's deploy form stores them partition-major)."""
+    state = dict(model.state_dict())
+    for name, block in model.named_modules():
+        if not (isinstance(block, RepMLPBlock) and block.deploy):
+            continue
+        prefix = f'{name}.' if name else ''
+        with torch.no_grad():
+            fc1_weight, _, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+        state[prefix + 'fc3.weight'], state[prefix + 'fc3.bias'] = fc3_weight, fc3_bias
+        if block.with_global:
+            _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
+                block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels,
+                block.num_parts, inverse=True)
+            state.update({prefix + 'fc1.weight': fc1_weight, prefix + 'fc2.weight': fc2_weight,
+                          prefix + 'fc2.bias': fc2_bias})
+    return state
 
 
 # ---------------------------------------------------------------------------- measuring
