@@ -23,7 +23,7 @@ from mmrepmlp.utils.errors import InputError
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HEAD_PARAMS = 2048 * 1000 + 1000  # the 1000-class linear head, included in the counts
 
-# Computed from the official v1 code (docs/model_zoo.md): preset -> (input, params train,
+# Computed from the official v1 code (docs/classification.md): preset -> (input, params train,
 # params deploy) in millions.
 PAPER_PARAMS = {
     'res50-base': (224, 25.56, 25.53),
