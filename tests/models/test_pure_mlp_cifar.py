@@ -64,7 +64,7 @@ def test_ablation_a_conversion_removes_flops_not_params(pure_mlp):
 
 
 def wide_convnet_params(channels=(32, 64, 128), in_channels=3, num_classes=10):
-    """Parameters of our reading of Fig. 3's ConvNet, layer by layer (see docs/classification.md)."""
+    """Parameters of our reading of Fig. 3's ConvNet, layer by layer (docs/classification.md)."""
     def conv_bn(cin, cout, k):
         return cin * cout * k * k + 2 * cout
 
