@@ -1,9 +1,11 @@
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...reparam import reparameterize_children
+
 
 class FreezableBackbone(BaseBackbone):
-    """``frozen_stages`` and ``norm_eval`` as in MMPretrain's ResNet, for this package's backbones.
+    """``frozen_stages``, ``norm_eval`` and ``switch_to_deploy`` for this package's backbones.
 
     A subclass sets ``self.norm_eval`` and implements :meth:`frozen_modules`; ``train()`` then
     keeps those modules in eval mode with ``requires_grad=False``, and every BN in eval mode
@@ -28,3 +30,12 @@ class FreezableBackbone(BaseBackbone):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def switch_to_deploy(self):
+        """Convert every re-parameterizable child to its deploy form (idempotent).
+
+        Frozen parameters stay frozen: the fused ones inherit ``requires_grad=False``.
+        """
+        reparameterize_children(self)
+        self.deploy = True
+        self._freeze_stages()

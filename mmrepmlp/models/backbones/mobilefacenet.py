@@ -5,7 +5,6 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import reparameterize_children
 from ..arguments import (
     check_bool,
     check_int,
@@ -188,12 +187,6 @@ class MobileFaceNet(FreezableBackbone):
         if self.frozen_stages < 0:
             return []
         return [self.stem, *self.output_layers()[:self.frozen_stages]]
-
-    def switch_to_deploy(self):
-        """Fuse every BN into its conv (idempotent); frozen parameters stay frozen."""
-        reparameterize_children(self)
-        self.deploy = True
-        self._freeze_stages()
 
 
 def _downsampled(size):

@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ...reparam import conv_to_fc, pad_kernel, reparameterize_children
+from ...reparam import conv_to_fc, pad_kernel
 from ..arguments import (
     check_bool,
     check_int,
@@ -213,8 +213,3 @@ class PureMLPCifar(FreezableBackbone):
         if self.frozen_stages < 0:
             return []
         return [self.stem, *self.stages[:self.frozen_stages + 1]]
-
-    def switch_to_deploy(self):
-        """Fuse every conv-BN and merge every RepMLP into its deploy form (idempotent)."""
-        reparameterize_children(self)
-        self.deploy = True

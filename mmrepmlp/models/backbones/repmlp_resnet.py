@@ -6,7 +6,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from ...reparam import reparameterize_children
 from ...utils.checkpoint import (
     describe_differences,
     read_checkpoint,
@@ -414,15 +413,6 @@ class RepMLPResNet(FreezableBackbone):
         return frozen + [getattr(self, name)
                          for name in self.stage_names[:max(self.frozen_stages, 0)]]
 
-    def switch_to_deploy(self):
-        """Convert every block and the stem to the deploy form (idempotent).
-
-        Frozen parameters stay frozen: the fused ones inherit ``requires_grad=False``.
-        """
-        reparameterize_children(self)
-        self.deploy = True
-        self._freeze_stages()
-
     def init_weights(self):
         """Initialize, or load ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)``.
 
@@ -468,7 +458,6 @@ class RepMLPResNet(FreezableBackbone):
                 f'the FC1/FC2 of {len(blocks)} RepMLP blocks keep their random initialization '
                 f'({len(random)} tensors), their sizes in {checkpoint} being for other '
                 f'feature-map sizes: {", ".join(random)}')
-
 
     def _load_what_fits(self, checkpoint, prefix=None):
         """``init_cfg`` with ``strict=False``: load the tensors whose key and shape fit, and

@@ -4,7 +4,6 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
-from ...reparam import reparameterize_children
 from ...utils.checkpoint import (
     describe_differences,
     read_checkpoint,
@@ -220,15 +219,6 @@ class HierRepMLPNet(FreezableBackbone):
         if self.frozen_stages == len(self.stages):
             frozen.append(self.final_norm)
         return frozen
-
-    def switch_to_deploy(self):
-        """Convert every RepMLP block to the deploy form (idempotent).
-
-        Frozen parameters stay frozen: the fused ones inherit ``requires_grad=False``.
-        """
-        reparameterize_children(self)
-        self.deploy = True
-        self._freeze_stages()
 
     def init_weights(self):
         """Initialize, or load ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)``.
