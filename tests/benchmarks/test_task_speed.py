@@ -46,7 +46,7 @@ def test_deploy_benchmark_times_other_layouts_and_splits_the_repmlp_layers(capsy
     """The deploy layout references as extra rows, every precision against the first model's,
     and the breakdown of the RepMLP layers' time into matmuls and the rest."""
     results = load_script('benchmarks/deploy_speed.py').main(
-        ['--quick', '--paths', 'eager', 'bf16', 'int8', '--layouts', 'partition-major',
+        ['--quick', '--paths', 'eager', 'optimized', 'bf16', '--layouts', 'partition-major',
          'channel-major', '--breakdown'])
 
     [(batch, timings)] = results.items()
@@ -54,14 +54,14 @@ def test_deploy_benchmark_times_other_layouts_and_splits_the_repmlp_layers(capsy
     other = f'{name} [channel-major]'
     assert {model for model, _ in timings['seconds']} == {name, other}
     assert set(timings['breakdown']) == {(model, path) for model in (name, other)
-                                         for path in ('bf16', 'int8')}
+                                         for path in ('optimized', 'bf16')}
     for row in timings['breakdown'].values():
         assert row['blocks'] is None  # a pure MLP has no residual blocks to compare
         assert 0 < row['matmuls'] < row['layers']
     out = capsys.readouterr().out
     assert (f'ratio {other}: float32 (eager) ' in out and f"{name}'s bfloat16, " in out
             and "x its float32" in out)
-    assert f'| {other} | int8 | - | ' in out
+    assert f'| {other} | bf16 | - | ' in out
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -145,4 +145,7 @@ class InterruptAfterIterHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at_iter:
+            # A shell starts background jobs with SIGINT ignored, and Python then keeps it
+            # ignored; a Ctrl-C reaches a foreground process, which has Python's handler.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
