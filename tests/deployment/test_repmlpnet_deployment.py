@@ -12,10 +12,16 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers_quantization import (
+    CALIBRATION_BATCHES,
+    assert_int8_kernels_are_the_fake_quantized_ones,
+    train_digits,
+    train_from_checkpoint,
+)
 from helpers_tools import TESTS_DIR, relative_difference
 from mmengine.config import ConfigDict
 
-from mmrepmlp.apis import build_runner, fit_config_to_device
+from mmrepmlp.apis import fit_config_to_device
 from mmrepmlp.apis.build import load_config
 from mmrepmlp.apis.quick_start import dataloader_accuracy as accuracy
 from mmrepmlp.deployment import (
@@ -33,21 +39,11 @@ from mmrepmlp.models.layers import GroupwiseFC
 from mmrepmlp.reparam import randomize_norm_layers, reparameterize_model
 
 CONFIG = osp.join(TESTS_DIR, 'data', 'configs', 'tiny_repmlpnet_digits.py')
-CALIBRATION_BATCHES = 8
-VAL_BATCH = 40
 
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
-    """The trained float model (eval mode), its checkpoint, and the Runner that trained it
-    (its dataloaders: training batches calibrate, the held-out split evaluates)."""
-    work_dir = tmp_path_factory.mktemp('repmlpnet_digits')
-    cfg = fit_config_to_device(load_config(CONFIG))
-    cfg.work_dir = str(work_dir)
-    cfg.val_dataloader.batch_size = VAL_BATCH
-    runner = build_runner(cfg)
-    model = runner.train().eval()
-    return model, str(work_dir / f'epoch_{cfg.train_cfg.max_epochs}.pth'), runner
+    return train_digits(CONFIG, tmp_path_factory.mktemp('repmlpnet_digits'))
 
 
 def repmlpnet_blocks(model):
@@ -102,14 +98,7 @@ def test_qat_trains_the_kernels_the_int8_model_gets(digits, tmp_path):
     cfg.custom_hooks = [ConfigDict(type='QuantAwareTrainingHook')]
     cfg.optim_wrapper.optimizer.lr = 1e-4
     cfg.param_scheduler = None
-    cfg.work_dir, cfg.load_from = str(tmp_path), checkpoint
-    cfg.train_cfg = ConfigDict(by_epoch=False, max_iters=4)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # evaluated below
-    cfg.log_processor = ConfigDict(by_epoch=False)
-    cfg.default_hooks.checkpoint = ConfigDict(type='CheckpointHook', by_epoch=False,
-                                              interval=-1, save_last=False)
-
-    qat_model = build_runner(cfg).train().eval()
+    qat_model = train_from_checkpoint(cfg, checkpoint, tmp_path)
 
     blocks = repmlpnet_blocks(qat_model)
     assert len(blocks) == 4
@@ -117,16 +106,8 @@ def test_qat_trains_the_kernels_the_int8_model_gets(digits, tmp_path):
     trained = qat_model.state_dict()
     assert any(not torch.equal(value, trained[key]) for key, value in model.state_dict().items()
                if value.is_floating_point())
-    # the reference graph: the same int8 weights and results, without compiling again
-    quantized = quantize_int8(qat_model, runner.train_dataloader, CALIBRATION_BATCHES,
-                              compile=False, log=lambda line: None)
-    int8_layers = int8_weights(quantized)
-    with torch.no_grad():
-        for name, block in blocks.items():
-            fc1, fc2, fc3 = fake_quantized_deploy_fcs(block)
-            assert torch.equal(int8_layers[f'{name}.fc3'].flatten(1), fc3[0]), name
-            assert torch.equal(int8_layers[f'{name}.fc1'], fc1[0]), name
-            assert torch.equal(int8_layers[f'{name}.fc2'], fc2[0]), name
+    quantized = assert_int8_kernels_are_the_fake_quantized_ones(qat_model, blocks,
+                                                                runner.train_dataloader)
     qat_accuracy = accuracy(qat_model, runner.val_dataloader)
     int8_accuracy = accuracy(quantized, runner.val_dataloader)
     print(f'digits top-1 after 4 QAT iterations: fake-quantized {qat_accuracy:.2f}%, int8 '
