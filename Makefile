@@ -22,14 +22,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check mmrepmlp tools tests configs benchmarks setup.py mmrepmlp_import_hook.py
 
 # Two workers, each test module in one of them (its module-scoped fixtures are built once): most
-# of the suite's time is single-threaded (interpreter start-up, compilation, small models).
+# of the suite's time is single-threaded (interpreter start-up, compilation, small models). One
+# torch thread per worker: two workers of two threads on two cores wait on each other at every op.
 TEST_WORKERS ?= 2
 
 # yapf (imported by mmengine) writes its grammar cache non-atomically on first import: two workers
 # starting together on a fresh machine can read a half-written file, so one import comes first.
 test: lint
 	$(VPY) -c "import yapf"
-	$(VPY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 $(VPY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(VPY) tools/quick_start.py

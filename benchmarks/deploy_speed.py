@@ -52,6 +52,7 @@ import argparse
 import contextlib
 import copy
 import functools
+import gc
 import math
 import os
 import os.path as osp
@@ -538,6 +539,13 @@ def fresh_compile_cache(workdir):
             os.environ[CACHE_VARIABLE] = previous
 
 
+def release_compiled_code():
+    """Drop Dynamo's compiled code of the paths just timed: its frozen graphs keep copies of
+    the models' weights, which would otherwise pile up over the batch sizes and breakdowns."""
+    torch._dynamo.reset()
+    gc.collect()
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -558,10 +566,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir, fresh_compile_cache(workdir):
         for batch in args.batches:
             first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
+            release_compiled_code()
             print_report(names, batch, first_call, load_call, seconds, args)
             results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
             if args.breakdown:
                 rows, positions = breakdown(models, batch, args)
+                release_compiled_code()
                 print_breakdown(rows, positions, seconds, batch, args)
                 results[batch]['breakdown'] = rows
     print(load_average_line())
