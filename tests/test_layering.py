@@ -167,7 +167,7 @@ def imports():
 def test_the_walk_sees_the_package_imports(imports):
     seen = {(edge.importer, edge.target) for edge in imports}
     assert ('mmrepmlp', 'mmrepmlp.compat') in seen
-    assert ('mmrepmlp.models.backbones.repmlp_resnet', 'mmrepmlp.reparam') in seen
+    assert ('mmrepmlp.models.backbones.base', 'mmrepmlp.reparam') in seen
 
 
 def test_no_import_cycle(imports):

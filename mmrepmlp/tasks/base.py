@@ -14,7 +14,7 @@ from typing import Callable
 
 from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from ..deployment import compare_outputs
 from ..evaluation.metrics.dump import DumpPredictions
@@ -175,9 +175,9 @@ class Task:
     def image_pipeline(self, cfg):
         """What makes one model input of a decoded image (an ``(H, W, C)`` array): the test
         pipeline of ``cfg`` without its loading step, built in the task's registry scope."""
-        init_default_scope(self.scope(cfg))
-        pipeline = Compose([transform for transform in self.test_pipeline(cfg)
-                            if not str(transform['type']).startswith('Load')])
+        with DefaultScope.overwrite_default_scope(self.scope(cfg)):
+            pipeline = Compose([transform for transform in self.test_pipeline(cfg)
+                                if not str(transform['type']).startswith('Load')])
         return lambda image: pipeline(dict(img=image, img_shape=image.shape[:2],
                                            ori_shape=image.shape[:2]))
 

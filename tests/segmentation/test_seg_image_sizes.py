@@ -1,13 +1,10 @@
 """Test images of other sizes than a RepMLP backbone was built for, through tools/test.py:
 slide inference on an image smaller than the crop gives a map of the image's size, and whole
 inference of a larger image without windows is one error line naming larger_input."""
-import copy
-
 import numpy as np
 import pytest
 import torch
 from helpers_tools import TINY_SEG_CONFIG, load_tool
-from mmengine.registry import DefaultScope
 from PIL import Image
 
 from mmrepmlp.apis import load_model
@@ -27,15 +24,6 @@ def config(path, data_root, test_cfg):
     path.write_text(f'_base_ = [{TINY_SEG_CONFIG!r}]\nval_dataloader = {loader}\n'
                     f'test_dataloader = {loader}\nmodel = dict(test_cfg={test_cfg})\n')
     return str(path)
-
-
-@pytest.fixture(autouse=True)
-def default_scope_kept():
-    """The tools run here in-process; their Runner makes 'mmseg' the default registry scope,
-    which later tests of this process must not inherit (MMEngine's own way to undo it)."""
-    saved = copy.copy(DefaultScope._instance_dict)
-    yield
-    DefaultScope._instance_dict = saved
 
 
 @pytest.fixture(scope='module')

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers_tools import load_tool
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from mmrepmlp.tasks import registered_tasks, task_of
 from mmrepmlp.utils import REPO_ROOT
@@ -171,3 +172,19 @@ def test_image_pipeline_makes_a_model_input_of_a_decoded_image(config, image_siz
     sample = task_of(cfg).image_pipeline(cfg)(image)
 
     assert tuple(sample['inputs'].shape) == (3, *input_size)
+
+
+def test_image_pipeline_leaves_the_current_registry_scope():
+    """The pipeline is built in the task's scope (MMSeg's here) without making it the
+    process's current scope, which would send later builds of other tasks to MMSeg."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/repmlp_pspnet/'
+                                   'pspnet_repmlp-res50-g4g8-d8_8xb2-200e_cityscapes-713x713.py'))
+    def current_scope():
+        return getattr(DefaultScope.get_current_instance(), 'scope_name', None)
+
+    before = current_scope()
+    assert before != 'mmseg'
+
+    task_of(cfg).image_pipeline(cfg)
+
+    assert current_scope() == before
