@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+import torch.distributed as dist
 from mmengine.config import DictAction
 
 from ..utils.errors import InputError
@@ -45,7 +46,9 @@ def tool_main(main):
     @functools.wraps(main)
     def run(argv=None):
         try:
-            return main(argv)
+            result = main(argv)
+            close_process_group()
+            return result
         except InputError as error:
             if launcher_rank() != 0:
                 raise SystemExit(1) from None
@@ -56,6 +59,15 @@ def tool_main(main):
             raise SystemExit(INTERRUPTED_STATUS) from None
 
     return run
+
+
+def close_process_group():
+    """End a distributed run that succeeded: every rank waits for the others, then destroys
+    the default process group, as torch asks; left to the interpreter's exit, gloo's threads
+    could abort a rank that had finished ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
