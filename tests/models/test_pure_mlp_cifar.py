@@ -184,6 +184,14 @@ def test_frozen_stages_and_norm_eval():
     assert model.stages[1].training
 
 
+def test_frozen_stages_stay_frozen_after_switch_to_deploy():
+    model = tiny(frozen_stages=0).train()
+    model.switch_to_deploy()
+    assert not any(p.requires_grad for p in model.stem.parameters())
+    assert not any(p.requires_grad for p in model.stages[0].parameters())
+    assert all(p.requires_grad for p in model.stages[1].parameters())
+
+
 @pytest.mark.parametrize('kwargs, message', [
     (dict(arch='huge'), 'unknown arch'),
     (dict(arch=dict(channels=(4, 8))), 'needs the keys'),
