@@ -141,6 +141,19 @@ def stacked_batch_norm(stacked, norms, groups):
     return out
 
 
+def channel_major_fcs(block):
+    """A deploy RepMLP block's FC1, FC2 and FC3 ``(weight, bias)`` in the paper's
+    channel-major order (the official code's); FC1 and FC2 are None without a Global
+    Perceptron. The block stores them partition-major."""
+    fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+    if not block.with_global:
+        return None, None, (fc3_weight, fc3_bias)
+    _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
+        block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels, block.num_parts,
+        inverse=True)
+    return (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), (fc3_weight, fc3_bias)
+
+
 class OtherLayoutDeploy(nn.Module):
     """A deploy RepMLP block's function computed in another layout: the base of the deploy
     layout references. Holds the block's FCs as ``fc1``, ``fc2`` (``nn.Linear``) and ``fc3``
@@ -155,14 +168,10 @@ class OtherLayoutDeploy(nn.Module):
         self.in_size, self.padded_size = block.in_size, block.padded_size
         self.partition_size, self.num_parts = block.partition_size, block.num_parts
         self.groups, self.with_global = block.groups, block.with_global
-        fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
+        fc1, fc2, (fc3_weight, fc3_bias) = channel_major_fcs(block)
         self.fc3 = self.make_fc3(fc3_weight.detach().clone(), fc3_bias.detach().clone())
         if self.with_global:
-            _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
-                block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels,
-                block.num_parts, inverse=True)
-            self.fc1 = _linear(fc1_weight, fc1_bias)
-            self.fc2 = _linear(fc2_weight, fc2_bias)
+            self.fc1, self.fc2 = _linear(*fc1), _linear(*fc2)
         self.train(block.training)
 
     def make_fc3(self, weight, bias):

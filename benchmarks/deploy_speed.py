@@ -61,7 +61,12 @@ import tempfile
 
 import torch
 import torch.nn as nn
-from block_references import DEPLOY_LAYOUTS, deploy_layers, use_deploy_layout
+from block_references import (
+    DEPLOY_LAYOUTS,
+    channel_major_fcs,
+    deploy_layers,
+    use_deploy_layout,
+)
 from mmengine.logging import MMLogger
 
 from mmrepmlp.analysis import (
@@ -88,7 +93,6 @@ from mmrepmlp.deployment import (
 )
 from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.models.official_import import official_key_to_mmrepmlp
-from mmrepmlp.reparam import global_fcs_to_partition_major
 from mmrepmlp.tasks.base import Task
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -291,14 +295,9 @@ def channel_major_state_dict(model):
             continue
         prefix = f'{name}.' if name else ''
         with torch.no_grad():
-            fc1_weight, _, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
-        state[prefix + 'fc3.weight'], state[prefix + 'fc3.bias'] = fc3_weight, fc3_bias
-        if block.with_global:
-            _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
-                block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels,
-                block.num_parts, inverse=True)
-            state.update({prefix + 'fc1.weight': fc1_weight, prefix + 'fc2.weight': fc2_weight,
-                          prefix + 'fc2.bias': fc2_bias})
+            fcs = dict(zip(('fc1', 'fc2', 'fc3'), channel_major_fcs(block)))
+        state.update({f'{prefix}{fc}.{part}': tensor for fc, params in fcs.items()
+                      if params is not None for part, tensor in zip(('weight', 'bias'), params)})
     return state
 
 
