@@ -216,9 +216,10 @@ def _to_float32(outputs):
     return outputs
 
 
-def compile_frozen(forward, device):
+def compile_frozen(forward, device, options=None):
     """``torch.compile`` of ``forward`` (any callable) by inductor with freezing: its weights
     become constants of the compiled code. On CUDA also max-autotune and CUDA graphs.
+    ``options``: further inductor configuration, in effect while it compiles.
 
     Shapes are static: each new input shape compiles its own code (the fastest; and
     inductor's dynamic-shape code for int8 convs fails its own stride checks in torch 2.14).
@@ -229,16 +230,16 @@ def compile_frozen(forward, device):
     from torch._dynamo import config as dynamo_config
     from torch._inductor import config as inductor_config
 
-    options = dict(max_autotune=True, **{'triton.cudagraphs': True}) if (
+    cuda_options = dict(max_autotune=True, **{'triton.cudagraphs': True}) if (
         device.type == 'cuda') else None
-    compiled = torch.compile(forward, dynamic=False, options=options)
+    compiled = torch.compile(forward, dynamic=False, options=cuda_options)
 
     @functools.wraps(forward)
     def run(*args, **kwargs):
         # Freezing must be on while Dynamo traces (the first call of each input shape), not
         # only in inductor's options: Dynamo then marks the parameters static, which is what
         # lets inductor fold them into constants and prepack the convs' weights.
-        with inductor_config.patch(freezing=True), dynamo_config.patch(
+        with inductor_config.patch(freezing=True, **(options or {})), dynamo_config.patch(
                 recompile_limit=COMPILED_ENTRIES):
             return compiled(*args, **kwargs)
 

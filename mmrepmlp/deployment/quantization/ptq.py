@@ -16,7 +16,9 @@ FC3 of 16 to 256 share-sets is handed over as the grouped 1x1 conv it equals
 quantize and compile and slower to run than the one grouped conv. The groups of a split FC3
 share one activation scale, and the converted graph quantizes their inputs once, before they
 are split into groups (:func:`quantize_before_split`): one kernel writes the int8 partitions
-of all groups, the per-group FCs read views of them.
+of all groups, the per-group FCs read views of them. The compile keeps the scales of the
+remaining quantizes in tensors (:mod:`.kernel_sharing`): RepMLP layers of one shape share
+their compiled kernels.
 """
 import copy
 import functools
@@ -34,6 +36,7 @@ from ...utils.errors import InputError
 from ..convert import convert_model
 from ..inference import compile_frozen, inductor_available, make_inference_only
 from ..outputs import output_tensors
+from .kernel_sharing import sharing_config
 
 # The largest accepted relative RMS difference between the int8 and float32 outputs on the
 # held-back calibration batch: a well calibrated model differs by about 1%, one calibrated
@@ -120,7 +123,8 @@ class Int8Network(nn.Module):
         cpu = torch.device('cpu')
         self.compiled = compile and inductor_available(cpu)
         # A plain attribute (a function), not a submodule: the graph is registered once.
-        self._run = compile_frozen(graph_module, cpu) if self.compiled else graph_module
+        self._run = compile_frozen(graph_module, cpu, sharing_config()) if (
+            self.compiled) else graph_module
 
     def forward(self, *args):
         return self._run(*args)
