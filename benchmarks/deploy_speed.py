@@ -347,32 +347,20 @@ def breakdown(models, batch, args):
     (None without them) and of the RepMLP layers, and the latter's seconds in matmuls (None
     without RepMLP layers)."""
     positions = replaced_positions(models)
+    paths = [p for p in BREAKDOWN_PATHS if p in args.paths]
     rows, block_steps = {}, {}
-    for path in (p for p in BREAKDOWN_PATHS if p in args.paths):
+    for path in paths:
         for entry in models:
-            example = torch.randn(batch, *entry.input_shape, device=args.device)
+            rows[entry.name, path] = time_layers(entry, path, batch, args)
+            # Each layer's compiled code holds a copy of its weights; the layers are timed.
+            release_compiled_code()
+    for path in paths:
+        for entry in models:
             parts = replaced_blocks(entry.model, positions)
-            layers = deploy_layers(entry.model)
-            # In the memory format (and for bf16 the dtype) the path runs them in.
-            dtype = torch.bfloat16 if path == 'bf16' else torch.float32
-            inputs = {name: x.to(dtype, memory_format=torch.channels_last)
-                      for name, x in captured_inputs(entry.model, example,
-                                                     {**parts, **layers}).items()}
+            inputs = path_inputs(entry, path, batch, parts, args)
             for name, blocks in parts.items():
                 run = build_path(path, blocks, inputs[name], args.device, None, _silent)
                 block_steps[entry.name, path, name] = no_grad_step(run, inputs[name])
-            layer_s = matmul_s = None
-            macs = sum(layer_macs(layer, batch) for layer in layers.values())
-            for name, layer in layers.items():
-                step = no_grad_step(
-                    build_path(path, layer, inputs[name], args.device, None, _silent),
-                    inputs[name])
-                for _ in range(max(1, args.warmup)):
-                    step()
-                total, in_matmuls = time_in_ops(step, calls=max(3, args.rounds))
-                layer_s, matmul_s = (layer_s or 0) + total, (matmul_s or 0) + in_matmuls
-            rows[entry.name, path] = dict(layers=layer_s, matmuls=matmul_s, blocks=None,
-                                          macs=macs)
             print(f'# breakdown: built {entry.name} {path} at batch {batch}', file=sys.stderr,
                   flush=True)
     seconds = measure_interleaved(block_steps, warmup=args.warmup, rounds=args.rounds,
@@ -380,6 +368,32 @@ def breakdown(models, batch, args):
     for (name, path, _), s in seconds.items():
         rows[name, path]['blocks'] = (rows[name, path]['blocks'] or 0) + s
     return rows, positions
+
+
+def time_layers(entry, path, batch, args):
+    """The row of ``entry`` on ``path``: its RepMLP layers' seconds and their matmuls', each
+    layer built by the path on its own and profiled."""
+    layers = deploy_layers(entry.model)
+    inputs = path_inputs(entry, path, batch, layers, args)
+    layer_s = matmul_s = None
+    for name, layer in layers.items():
+        step = no_grad_step(build_path(path, layer, inputs[name], args.device, None, _silent),
+                            inputs[name])
+        for _ in range(max(1, args.warmup)):
+            step()
+        total, in_matmuls = time_in_ops(step, calls=max(3, args.rounds))
+        layer_s, matmul_s = (layer_s or 0) + total, (matmul_s or 0) + in_matmuls
+    macs = sum(layer_macs(layer, batch) for layer in layers.values())
+    return dict(layers=layer_s, matmuls=matmul_s, blocks=None, macs=macs)
+
+
+def path_inputs(entry, path, batch, modules, args):
+    """``{name: input}`` of ``modules`` (by name) in ``entry``'s model on a random batch, in
+    the memory format (and for bf16 the dtype) ``path`` runs them in."""
+    example = torch.randn(batch, *entry.input_shape, device=args.device)
+    dtype = torch.bfloat16 if path == 'bf16' else torch.float32
+    return {name: x.to(dtype, memory_format=torch.channels_last)
+            for name, x in captured_inputs(entry.model, example, modules).items()}
 
 
 def layer_macs(layer, batch):
