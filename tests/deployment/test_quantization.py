@@ -36,6 +36,7 @@ from mmrepmlp.deployment import (
     prepare_quant_aware,
     quantize_int8,
 )
+from mmrepmlp.deployment.quantization.ptq import MAX_SPLIT_GROUPS
 from mmrepmlp.models.blocks import RepMLPBlock
 from mmrepmlp.models.layers import GroupwiseFC
 from mmrepmlp.reparam import randomize_norm_layers, reparameterize_model
@@ -137,6 +138,23 @@ def test_the_groups_of_a_split_fc3_read_one_quantized_tensor():
         return node
 
     assert len({quantized_source(n.args[0]) for n in fc3_inputs}) == 1
+    with torch.no_grad():
+        x = calibration[0]
+        assert relative_difference(int8(x), block(x)) <= 0.05
+
+
+def test_a_repmlp_block_of_more_groups_than_split_quantizes_as_a_grouped_conv():
+    """Past MAX_SPLIT_GROUPS, FC3 is handed over as one grouped 1x1 conv, which the deploy
+    forward calls per group as it calls the FC it replaces."""
+    torch.manual_seed(0)
+    groups = MAX_SPLIT_GROUPS * 2
+    block = randomize_norm_layers(RepMLPBlock(groups, groups, 8, 4, groups=groups,
+                                              local_kernels=(1, 3)))
+    block.eval().switch_to_deploy()
+    calibration = [torch.randn(2, groups, 8, 8) for _ in range(2)]
+    lines = []
+    int8 = quantize_int8(block, calibration, compile=False, log=lines.append)
+    assert '0 groupwise FCs quantized as one FC per group, 1 as grouped 1x1 convs' in lines[0]
     with torch.no_grad():
         x = calibration[0]
         assert relative_difference(int8(x), block(x)) <= 0.05

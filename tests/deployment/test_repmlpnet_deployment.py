@@ -162,3 +162,5 @@ def test_grouped_conv_fc_computes_the_groupwise_fc(groups, bias):
     with torch.no_grad():
         assert relative_difference(conv(x), fc(x)) <= 1e-6
         assert relative_difference(conv.features_first(x), fc.features_first(x)) <= 1e-6
+        by_group = x.reshape(5, groups, 12 // groups).transpose(0, 1)
+        assert relative_difference(conv.grouped(by_group), fc.grouped(by_group)) <= 1e-6

@@ -89,7 +89,7 @@ class GroupedConvFC(nn.Module):
     """A deploy :class:`~mmrepmlp.models.layers.GroupwiseFC` as the grouped 1x1 conv it equals
     on ``(N, in_features, 1, 1)`` (``conv``, a plain ``nn.Conv2d``: what the int8 quantizer
     recognizes): one layer however many groups, quantized per output channel as an FC is;
-    same calls (``forward``, ``features_first``), same results."""
+    same calls (``forward``, ``features_first``, ``grouped``), same results."""
 
     def __init__(self, fc):
         super().__init__()
@@ -106,6 +106,13 @@ class GroupedConvFC(nn.Module):
     def features_first(self, x):
         """``(N, in_features)`` -> ``(out_features, N)``."""
         return self(x).t()
+
+    def grouped(self, x):
+        """``(groups, N, in_features // groups)`` -> ``(groups, N, out_features // groups)``:
+        the groups side by side as the conv's channels, and back."""
+        groups, rows = x.shape[:2]
+        out = self(x.transpose(0, 1).reshape(rows, -1))
+        return out.reshape(rows, groups, -1).transpose(0, 1)
 
 
 class Int8Network(nn.Module):
