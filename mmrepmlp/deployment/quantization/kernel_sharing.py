@@ -3,8 +3,8 @@ quantizes and dequantizes that inductor leaves as kernels of their own read from
 
 Inductor writes a per-tensor quantize's scale and zero point into its generated C++ as
 literals, so every RepMLP layer's partition, Global Perceptron and output kernels are
-different code, compiled one by one (about half a second each, and never found in the
-kernel cache again: calibration gives other scales every time). With the parameters in
+different code, each compiled on its own and never found in the kernel cache again
+(calibration gives other scales every time). With the parameters in
 tensors, layers of one shape run the same compiled kernel. The arithmetic is the quantize's
 own (multiply by the reciprocal scale, round half to even, add the zero point, clamp), so
 the results are the same.
@@ -35,14 +35,14 @@ class QuantParamsAsTensors(CustomGraphPass):
         constants = _ConstantAdder(graph)
         for node in list(graph.nodes):
             rewrite = rewrites.get(node.target) if node.op == 'call_function' else None
-            if rewrite is None:
-                continue
+            if rewrite is None or node.kwargs.get('out_dtype') is not None:
+                continue  # a dequantize to another dtype than float32 stays as it is
             with graph.inserting_before(node):
                 node.replace_all_uses_with(rewrite(constants, *node.args))
             graph.erase_node(node)
 
     def uuid(self):
-        return f'{__name__}.{type(self).__name__}-1'
+        return f'{__name__}.{type(self).__name__}-2'
 
 
 def _quantize(constants, x, scale, zero_point, quant_min, quant_max, dtype):
@@ -56,7 +56,7 @@ def _quantize(constants, x, scale, zero_point, quant_min, quant_max, dtype):
     return constants.call(prims.convert_element_type.default, clamped, dtype)
 
 
-def _dequantize(constants, x, scale, zero_point, quant_min, quant_max, dtype, **kwargs):
+def _dequantize(constants, x, scale, zero_point, quant_min, quant_max, dtype):
     """``(x - zero_point) * scale`` in float32."""
     as_float = constants.call(prims.convert_element_type.default, x, torch.float32)
     shifted = constants.call(aten.sub.Tensor, as_float,
@@ -75,8 +75,7 @@ class _ConstantAdder:
         self.fake_mode = None
 
     def scalar(self, value, dtype):
-        name = f'_quant_param_{self.count}'
-        self.count += 1
+        name = self._new_name()
         self.module.register_buffer(name, torch.tensor(value, dtype=dtype))
         node = self.graph.get_attr(name)
         node.meta['val'] = self._fake_mode().from_tensor(getattr(self.module, name))
@@ -88,6 +87,11 @@ class _ConstantAdder:
         with self._fake_mode():
             node.meta['val'] = target(*values, **kwargs)
         return node
+
+    def _new_name(self):
+        while hasattr(self.module, f'_quant_param_{self.count}'):
+            self.count += 1
+        return f'_quant_param_{self.count}'
 
     def _fake_mode(self):
         if self.fake_mode is None:
