@@ -30,7 +30,9 @@ of all models run in interleaved rounds (:func:`mmrepmlp.analysis.measure_interl
 median of the rounds), so that the ratios printed compare them under the same machine load.
 For every precision (float32: the exact paths; bfloat16; int8) each model's fastest path is
 compared with ResNet-50's fastest path of the same precision and with the model's own fastest
-float32 path.
+float32 path. Every path of every model stays built through the rounds, so the memory grows
+with the models, paths and batch size: docs/deploy.md says when to run the batch sizes in
+processes of their own.
 
 ``--breakdown`` splits, for the compiled paths (``optimized``, ``bf16``, ``int8``), the time of
 the RepMLP layers into matmuls (FC1, FC2, FC3) and everything else, beside the time of the
