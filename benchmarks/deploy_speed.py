@@ -31,8 +31,8 @@ median of the rounds), so that the ratios printed compare them under the same ma
 For every precision (float32: the exact paths; bfloat16; int8) each model's fastest path is
 compared with ResNet-50's fastest path of the same precision and with the model's own fastest
 float32 path. Every path of every model stays built through the rounds, so the memory grows
-with the models, paths and batch size: docs/deploy.md says when to run the batch sizes in
-processes of their own.
+with the models, paths and batch size; several batch sizes run one after the other, each in a
+process of its own, which returns that memory when it ends.
 
 ``--breakdown`` splits, for the compiled paths (``optimized``, ``bf16``, ``int8``), the time of
 the RepMLP layers into matmuls (FC1, FC2, FC3) and everything else, beside the time of the
@@ -58,6 +58,8 @@ import gc
 import math
 import os
 import os.path as osp
+import pickle
+import subprocess
 import sys
 import tempfile
 
@@ -155,6 +157,8 @@ def parse_args(argv=None):
                         help='also time the official v1 code\'s deploy models from this checkout '
                         'of github.com/DingXiaoH/RepMLP (the commit before the RepMLPNet '
                         'rewrite, with repmlp_resnet.py)')
+    # Where a process running one of several batch sizes leaves its results for the parent.
+    parser.add_argument('--results-file', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.device = resolve_device(args.device)
     if args.paths is None:
@@ -162,7 +166,9 @@ def parse_args(argv=None):
         if args.device.type == 'cuda':  # int8 is the x86 backend's, the artifacts CPU ones
             args.paths = [p for p in args.paths if p not in ('int8', *EXPORTED_PATHS)]
     if args.quick:
-        args.batches, args.rounds, args.warmup, args.img_size = [2], 1, 1, 32
+        if args.batches == parser.get_default('batches'):
+            args.batches = [2]
+        args.rounds, args.warmup, args.img_size = 1, 1, 32
     if min(*args.batches, args.rounds, args.threads) < 1 or args.warmup < 0:
         parser.error('--batches, --rounds and --threads must be >= 1 and --warmup >= 0')
     if args.official_v1:
@@ -562,7 +568,10 @@ def release_compiled_code():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if len(args.batches) > 1:
+        return run_batches_apart(argv, args.batches)
     torch.set_num_threads(args.threads)
     # Every model, batch size and path compiles its own code of the same functions: more
     # than Dynamo's default of 8 per function, after which it would silently run eagerly.
@@ -590,6 +599,32 @@ def main(argv=None):
                 print_breakdown(rows, positions, seconds, batch, args)
                 results[batch]['breakdown'] = rows
     print(load_average_line())
+    if args.results_file:
+        with open(args.results_file, 'wb') as file:
+            pickle.dump(results, file)
+    return results
+
+
+def run_batches_apart(argv, batches):
+    """Run each batch size in a process of its own, in turn, its report on this process's
+    output: every path of every model stays built through a batch size's rounds, and only a
+    process's end returns all of that memory (the default four models at batch 1, 8 and 64
+    outgrew 24 GB in one process). Returns the results of all batch sizes."""
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for batch in batches:
+            results_file = osp.join(workdir, f'{batch}.pickle')
+            sys.stdout.flush()
+            returncode = subprocess.run([
+                sys.executable, osp.abspath(__file__), *argv, '--batches', str(batch),
+                '--results-file', results_file
+            ]).returncode
+            if returncode:
+                sys.exit(f'error: the run at batch {batch} failed (exit status {returncode}'
+                         f'{"; killed, out of memory?" if returncode < 0 else ""}); rerun '
+                         f'that batch size with fewer --presets or --paths')
+            with open(results_file, 'rb') as file:
+                results.update(pickle.load(file))
     return results
 
 

@@ -42,6 +42,20 @@ def test_deploy_benchmark_quick_mode_times_every_path(capsys):
     assert f'| {name} | ' in capsys.readouterr().out
 
 
+def test_deploy_benchmark_runs_each_batch_size_in_a_process_of_its_own(capfd):
+    """Several batch sizes: one process each (the memory of one batch size's built paths is
+    returned before the next), their reports in order, their results merged."""
+    script = load_script('benchmarks/deploy_speed.py')
+    results = script.main(['--quick', '--paths', 'eager', '--batches', '1', '2'])
+
+    assert sorted(results) == [1, 2]
+    assert all(timings['seconds']['pure-mlp (2 RepMLPs)', 'eager'] > 0
+               for timings in results.values())
+    out = capfd.readouterr().out
+    assert 0 < out.index('## batch 1:') < out.index('## batch 2:')
+    assert out.count('load average') == 4  # before and after, in each process
+
+
 def test_deploy_benchmark_times_other_layouts_and_splits_the_repmlp_layers(capsys):
     """The deploy layout references as extra rows, every precision against the first model's,
     and the breakdown of the RepMLP layers' time into matmuls and the rest."""
