@@ -22,7 +22,6 @@ from mmrepmlp.reparam import (
     add_conv_to_fc_,
     conv_to_fc,
     fuse_conv_bn,
-    global_fcs_to_partition_major,
     randomize_norm_layers,
 )
 
@@ -53,13 +52,7 @@ def channel_major_fcs(block):
         if not block.with_global:
             return None, None, fc3
         return (block.fc1.weight, block.fc1.bias), (block.fc2.weight, block.fc2.bias), fc3
-    fc1_weight, fc1_bias, fc3_weight, fc3_bias = block.get_equivalent_fc1_fc3_params()
-    if not block.with_global:
-        return None, None, (fc3_weight, fc3_bias)
-    _, fc2_weight, fc2_bias = global_fcs_to_partition_major(
-        block.fc1.weight, block.fc2.weight, block.fc2.bias, block.in_channels, block.num_parts,
-        inverse=True)
-    return (fc1_weight, fc1_bias), (fc2_weight, fc2_bias), (fc3_weight, fc3_bias)
+    return references.channel_major_fcs(block)
 
 
 def reference_forward(block, x):
