@@ -24,7 +24,9 @@ other deploy layouts than the block's own partition-major one (the references of
 
 Per batch size, the first call of every path is timed alone (for the compiled paths it
 includes the compilation, with inductor's on-disk caches empty at the start of the run; for
-the exported ones the export); for the exported ones also what a deployment pays at start:
+the exported ones the export; its line on stderr splits the compilation into tracing, AOT
+and freezing, lowering, code generation and the wait for the C++ compiler, by Dynamo's and
+inductor's own timers); for the exported ones also what a deployment pays at start:
 loading the written artifact and its first call. Then all paths
 of all models run in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`,
 median of the rounds), so that the ratios printed compare them under the same machine load.
@@ -122,6 +124,15 @@ CACHE_VARIABLE = 'TORCHINDUCTOR_CACHE_DIR'
 PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
 QUICK_PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8')
 CALIBRATION_BATCHES = 2
+# The phases of a compile that a build line splits its first call into: (label, Dynamo's or
+# inductor's timer of it, a timer nested in that one, whose time is reported apart).
+COMPILE_PHASES = (
+    ('tracing', 'bytecode_tracing', None),
+    ('AOT and freezing', 'create_aot_dispatcher_function', 'compile_fx_inner'),
+    ('lowering', 'GraphLowering.run', None),
+    ('code generation', 'GraphLowering.codegen', None),
+    ('waiting for C++', 'async_compile.wait', None),
+)
 OFFICIAL_PATH = 'official-v1'
 # The official v1 code's RepMLPResNet arguments of each preset (its create_* functions).
 OFFICIAL_ARGUMENTS = dict(num_blocks=[3, 4, 6, 3], num_classes=1000, h=7, w=7,
@@ -314,7 +325,7 @@ def measure(models, twins, batch, args, workdir):
     """Per ``(model name, path)`` at ``batch``: seconds of the first call (building the path
     included), of loading an exported artifact and its first call, and of a steady step.
     ``twins``: the official v1 models by name, for the ``official-v1`` path."""
-    steps, first_call, load_call = {}, {}, {}
+    steps, first_call, load_call, compiling = {}, {}, {}, {}
     for entry in models:
         example = torch.randn(batch, *entry.input_shape, device=args.device)
         for path in args.paths:
@@ -324,17 +335,51 @@ def measure(models, twins, batch, args, workdir):
             build = (functools.partial(twins.get, entry.name) if path == OFFICIAL_PATH else
                      functools.partial(build_path, path, entry.model, example, args.device,
                                        workdir))
+            timers = compile_timers()
             first_call[key], run = timed_first_call(build, example, args.device)
+            compiling[key] = compile_phases_since(timers)
             if path in EXPORTED_PATHS:
                 target = artifact_path(path, entry.model, example, workdir)
                 load_call[key], run = timed_first_call(
                     functools.partial(load_artifact, path, target), example, args.device)
             steps[key] = no_grad_step(run, example)
             print(f'# built {entry.name} {path} at batch {batch}: first call '
-                  f'{first_call[key]:.1f} s', file=sys.stderr, flush=True)
+                  f'{first_call[key]:.1f} s{_phases_text(compiling[key])}', file=sys.stderr,
+                  flush=True)
     seconds = measure_interleaved(steps, warmup=args.warmup, rounds=args.rounds,
                                   device=args.device)
-    return first_call, load_call, seconds
+    return first_call, load_call, compiling, seconds
+
+
+def compile_timers():
+    """Dynamo's and inductor's timers (``{timer: [seconds of each call]}``), each with the
+    number of calls it has timed so far."""
+    from torch._dynamo.utils import compilation_time_metrics
+
+    return {timer: (calls, len(calls)) for timer, calls in compilation_time_metrics.items()}
+
+
+def compile_phases_since(timers):
+    """Seconds spent in each phase of :data:`COMPILE_PHASES` since :func:`compile_timers`
+    returned ``timers`` (``torch._dynamo.reset()``, which torch.export calls, starts the
+    timers' lists anew)."""
+    from torch._dynamo.utils import compilation_time_metrics
+
+    def seconds(timer):
+        calls = compilation_time_metrics.get(timer, [])
+        earlier, count = timers.get(timer, (None, 0))
+        return sum(calls[count:] if calls is earlier else calls)
+
+    return {label: seconds(timer) - (seconds(nested) if nested else 0.0)
+            for label, timer, nested in COMPILE_PHASES}
+
+
+def _phases_text(phases):
+    """``'; compiling: tracing 1.2 s, ...'``, or nothing for a build that compiled nothing."""
+    if not any(phases.values()):
+        return ''
+    return '; compiling: ' + ', '.join(f'{phase} {seconds:.1f} s'
+                                       for phase, seconds in phases.items())
 
 
 def timed_first_call(build, example, device):
@@ -589,10 +634,12 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as workdir, fresh_compile_cache(workdir):
         for batch in args.batches:
-            first_call, load_call, seconds = measure(models, twins, batch, args, workdir)
+            first_call, load_call, compiling, seconds = measure(models, twins, batch, args,
+                                                                workdir)
             release_compiled_code()
             print_report(names, batch, first_call, load_call, seconds, args)
-            results[batch] = dict(first_call=first_call, load_call=load_call, seconds=seconds)
+            results[batch] = dict(first_call=first_call, load_call=load_call,
+                                  compiling=compiling, seconds=seconds)
             if args.breakdown:
                 rows, positions = breakdown(models, batch, args)
                 release_compiled_code()

@@ -39,7 +39,16 @@ def test_deploy_benchmark_quick_mode_times_every_path(capsys):
     assert all(timings['seconds'][name, path] > 0 and timings['first_call'][name, path] > 0
                for path in paths)
     assert list(timings['load_call']) == [(name, 'onnxruntime')]  # loaded from its file
-    assert f'| {name} | ' in capsys.readouterr().out
+    # the compiled paths' first calls split into the compile's phases, the eager one's not
+    compiled = {path: sum(timings['compiling'][name, path].values()) for path in paths}
+    assert compiled['eager'] == 0
+    assert all(0 < compiled[path] < timings['first_call'][name, path]
+               for path in ('optimized', 'int8'))
+    assert min(timings['compiling'][name, 'int8'].values()) > 0
+    captured = capsys.readouterr()
+    assert f'| {name} | ' in captured.out
+    assert f'# built {name} int8 at batch 2: first call ' in captured.err
+    assert '; compiling: tracing ' in captured.err
 
 
 def test_deploy_benchmark_runs_each_batch_size_in_a_process_of_its_own(capfd):
