@@ -26,6 +26,7 @@ import torch
 from mmengine.model import BaseModel
 
 from .convert import convert_model
+from .copy_order import CopyInSourceOrder
 
 BACKENDS = ('auto', 'inductor', 'eager')
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -218,8 +219,10 @@ def _to_float32(outputs):
 
 def compile_frozen(forward, device, options=None):
     """``torch.compile`` of ``forward`` (any callable) by inductor with freezing: its weights
-    become constants of the compiled code. On CUDA also max-autotune and CUDA graphs.
-    ``options``: further inductor configuration, in effect while it compiles.
+    become constants of the compiled code. On CUDA also max-autotune and CUDA graphs; on the
+    CPU the copies that reassemble permuted layouts run in their source's order
+    (:mod:`.copy_order`). ``options``: further inductor configuration, in effect while it
+    compiles (its ``post_grad_custom_post_pass`` runs after that one).
 
     Shapes are static: each new input shape compiles its own code (the fastest; and
     inductor's dynamic-shape code for int8 convs fails its own stride checks in torch 2.14).
@@ -233,17 +236,27 @@ def compile_frozen(forward, device, options=None):
     cuda_options = dict(max_autotune=True, **{'triton.cudagraphs': True}) if (
         device.type == 'cuda') else None
     compiled = torch.compile(forward, dynamic=False, options=cuda_options)
+    config = dict(options or {})
+    if device.type == 'cpu':
+        config['post_grad_custom_post_pass'] = [
+            CopyInSourceOrder(), *_as_list(config.get('post_grad_custom_post_pass'))]
 
     @functools.wraps(forward)
     def run(*args, **kwargs):
         # Freezing must be on while Dynamo traces (the first call of each input shape), not
         # only in inductor's options: Dynamo then marks the parameters static, which is what
         # lets inductor fold them into constants and prepack the convs' weights.
-        with inductor_config.patch(freezing=True, **(options or {})), dynamo_config.patch(
+        with inductor_config.patch(freezing=True, **config), dynamo_config.patch(
                 recompile_limit=COMPILED_ENTRIES):
             return compiled(*args, **kwargs)
 
     return run
+
+
+def _as_list(passes):
+    """An inductor custom pass setting (None, a pass or a list of them) as a list."""
+    return [] if passes is None else list(passes) if isinstance(passes, (list, tuple)) else [
+        passes]
 
 
 def _log_choices(log, parts, device, dtype, channels_last, compiled):

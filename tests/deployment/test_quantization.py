@@ -115,6 +115,21 @@ def test_split_groupwise_fc_computes_the_groupwise_fc(bias):
         assert relative_difference(split.grouped(by_group), fc.grouped(by_group)) <= 1e-6
 
 
+def test_the_network_is_exported_in_channels_last():
+    """The int8 convs run in channels_last: the RepMLP block is exported on its branch for
+    it, whose reassembly builds the (N, H, W, C) map and views it as (N, C, H, W)."""
+    torch.manual_seed(0)
+    block = randomize_norm_layers(RepMLPBlock(8, 8, 8, 4, groups=4, local_kernels=(1, 3)))
+    block.eval().switch_to_deploy()
+    calibration = [torch.randn(2, 8, 8, 8) for _ in range(2)]  # NCHW, as most data comes
+    int8 = quantize_int8(block, calibration, compile=False, log=lambda line: None)
+    permutes = [node.args[1] for node in int8.graph_module.graph.nodes
+                if node.target is torch.ops.aten.permute.default]
+    assert permutes[-1] == [0, 3, 1, 2]
+    with torch.no_grad():
+        assert relative_difference(int8(calibration[0]), block(calibration[0])) <= 0.1
+
+
 def test_the_groups_of_a_split_fc3_read_one_quantized_tensor():
     """One activation scale per FC3, quantized once before the split into groups: the
     per-group FCs dequantize views of one int8 tensor."""

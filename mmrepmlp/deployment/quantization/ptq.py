@@ -195,8 +195,7 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
     swapped = _as_quantizable_fcs(network)
     reduce_range = not cpu_has_vnni() if reduce_range is None else reduce_range
     seconds, start = {}, time.perf_counter()
-    # an example batch of 1 would fix the batch size to 1
-    example = inputs[0] if len(inputs[0]) > 1 else inputs[0].expand(2, *inputs[0].shape[1:])
+    example = _export_example(inputs[0])
     exported = torch.export.export(network, (example, ),
                                    dynamic_shapes=({0: torch.export.Dim.AUTO}, )).module()
     seconds['export'], start = time.perf_counter() - start, time.perf_counter()
@@ -223,6 +222,16 @@ def quantize_int8(model, calibration, max_batches=None, reduce_range=None, compi
         + ', '.join(f'{step} {s:.1f} s' for step, s in seconds.items())
         + ('; the first call of each input shape compiles' if int8.compiled else ''))
     return make_inference_only(quantized)
+
+
+def _export_example(batch):
+    """The batch the network is exported with: two images at least (an example of one would
+    fix the batch size to 1); image batches in channels_last, the memory format the int8 convs
+    run in, so that layers with a branch per format (the RepMLP block's reassembly) are
+    exported in the one that writes runs of channels."""
+    example = batch if len(batch) > 1 else batch.expand(2, *batch.shape[1:])
+    return example.contiguous(memory_format=torch.channels_last) if example.dim() == 4 else (
+        example)
 
 
 def _observe(prepared, batches):
