@@ -118,7 +118,8 @@ FLOAT32_PATHS = ('eager', 'channels_last', 'optimized', 'onnxruntime', 'pt2')
 # The precision of each path's arithmetic; the fastest path of each is compared across models.
 PRECISIONS = {'float32': FLOAT32_PATHS, 'bfloat16': ('bf16', ), 'int8': ('int8', )}
 EXPORTED_PATHS = ('onnxruntime', 'pt2')
-BREAKDOWN_PATHS = ('optimized', 'bf16', 'int8')
+COMPILED_PATHS = ('optimized', 'bf16', 'int8')  # torch.compile'd at their first call
+BREAKDOWN_PATHS = COMPILED_PATHS
 KEPT_LAYOUT = 'partition-major'  # the block's own
 CACHE_VARIABLE = 'TORCHINDUCTOR_CACHE_DIR'
 PATHS = ('eager', 'channels_last', 'optimized', 'bf16', 'int8', *EXPORTED_PATHS)
@@ -337,7 +338,8 @@ def measure(models, twins, batch, args, workdir):
                                        workdir))
             timers = compile_timers()
             first_call[key], run = timed_first_call(build, example, args.device)
-            compiling[key] = compile_phases_since(timers)
+            # the exported paths compile at export, through other timers
+            compiling[key] = compile_phases_since(timers) if path in COMPILED_PATHS else {}
             if path in EXPORTED_PATHS:
                 target = artifact_path(path, entry.model, example, workdir)
                 load_call[key], run = timed_first_call(
@@ -375,7 +377,8 @@ def compile_phases_since(timers):
 
 
 def _phases_text(phases):
-    """``'; compiling: tracing 1.2 s, ...'``, or nothing for a build that compiled nothing."""
+    """``'; compiling: tracing 1.2 s, ...'``, or nothing for a build that compiled nothing
+    (or was not timed by phase)."""
     if not any(phases.values()):
         return ''
     return '; compiling: ' + ', '.join(f'{phase} {seconds:.1f} s'
