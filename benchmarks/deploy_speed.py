@@ -23,10 +23,10 @@ other deploy layouts than the block's own partition-major one (the references of
 ``benchmarks/block_references.py``: ``channel-major``, ``conv-partition``), as extra rows.
 
 Per batch size, the first call of every path is timed alone (for the compiled paths it
-includes the compilation, with inductor's on-disk caches empty at the start of the run; for
-the exported ones the export; its line on stderr splits the compilation into tracing, AOT
-and freezing, lowering, code generation and the wait for the C++ compiler, by Dynamo's and
-inductor's own timers); for the exported ones also what a deployment pays at start:
+includes the compilation, with inductor's on-disk caches empty at the start of the run, and
+its line on stderr splits that into tracing, AOT and freezing, lowering, code generation and
+the wait for the C++ compiler, by Dynamo's and inductor's own timers; for the exported ones
+the export); for the exported ones also what a deployment pays at start:
 loading the written artifact and its first call. Then all paths
 of all models run in interleaved rounds (:func:`mmrepmlp.analysis.measure_interleaved`,
 median of the rounds), so that the ratios printed compare them under the same machine load.
