@@ -7,6 +7,7 @@ from torch._inductor.utils import run_and_get_code
 from mmrepmlp.deployment import compile_frozen, convert_model, quantize_int8
 from mmrepmlp.deployment.copy_order import merges_dims
 from mmrepmlp.models.blocks import RepMLPBlock
+from mmrepmlp.reparam import randomize_norm_layers
 
 CPU = torch.device('cpu')
 # How inductor's C++ writes a division of an index: what finding each element of the
@@ -26,12 +27,8 @@ def test_merges_dims(shape, new_shape, merges):
 
 def block_and_relu(*more):
     torch.manual_seed(0)
-    block = RepMLPBlock(16, 16, in_size=(8, 8), partition_size=(4, 4), groups=4,
-                        local_kernels=(1, 3)).eval()
-    for module in block.modules():  # BN statistics of another scale than 0 and 1
-        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(module.running_mean, -1, 1)
-            torch.nn.init.uniform_(module.running_var, 0.5, 2)
+    block = randomize_norm_layers(RepMLPBlock(16, 16, in_size=(8, 8), partition_size=(4, 4),
+                                              groups=4, local_kernels=(1, 3)))
     model = torch.nn.Sequential(block, torch.nn.ReLU(), *more).eval()
     convert_model(model, log=lambda line: None)
     return model.requires_grad_(False)
@@ -61,7 +58,7 @@ def test_the_reassembly_is_compiled_without_index_divisions():
 
 
 def test_the_int8_reassembly_is_compiled_without_index_divisions():
-    """quantize_int8 exports the block in the channels_last layout its int8 convs run in."""
+    """The int8 compile runs the pass beside its own (kernel sharing)."""
     model = block_and_relu(torch.nn.Conv2d(16, 16, 1))
     calibration = [torch.randn(4, 16, 8, 8) for _ in range(2)]
     int8 = quantize_int8(model, calibration, log=lambda line: None)
