@@ -232,6 +232,7 @@ def compile_frozen(forward, device, options=None):
     """
     from torch._dynamo import config as dynamo_config
     from torch._inductor import config as inductor_config
+    from torch._inductor.custom_graph_pass import get_custom_graph_passes
 
     cuda_options = dict(max_autotune=True, **{'triton.cudagraphs': True}) if (
         device.type == 'cuda') else None
@@ -239,7 +240,8 @@ def compile_frozen(forward, device, options=None):
     config = dict(options or {})
     if device.type == 'cpu':
         config['post_grad_custom_post_pass'] = [
-            CopyInSourceOrder(), *_as_list(config.get('post_grad_custom_post_pass'))]
+            CopyInSourceOrder(),
+            *get_custom_graph_passes(config.get('post_grad_custom_post_pass'))]
 
     @functools.wraps(forward)
     def run(*args, **kwargs):
@@ -251,12 +253,6 @@ def compile_frozen(forward, device, options=None):
             return compiled(*args, **kwargs)
 
     return run
-
-
-def _as_list(passes):
-    """An inductor custom pass setting (None, a pass or a list of them) as a list."""
-    return [] if passes is None else list(passes) if isinstance(passes, (list, tuple)) else [
-        passes]
 
 
 def _log_choices(log, parts, device, dtype, channels_last, compiled):
