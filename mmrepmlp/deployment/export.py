@@ -31,6 +31,7 @@ from torch import nn
 from ..utils.errors import InputError, describe_exception
 from ..utils.files import check_writable, staged_files
 from .convert import convert_model
+from .inference import as_channels_last
 from .outputs import (
     DEFAULT_TOLERANCE,
     compare_outputs,
@@ -332,9 +333,7 @@ def export_onnx(model, path, inputs, opset=DEFAULT_OPSET, dynamic_batch=False,
     def write(wrapped, tmp):
         # ONNX has no memory format: captured from a channels_last batch, the graph holds the
         # RepMLP blocks' channels_last partitioning, whose transposes move runs of channels.
-        example = inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else (
-            inputs)
-        program = export_program(wrapped, example, dynamic_batch)
+        program = export_program(wrapped, as_channels_last(inputs), dynamic_batch)
         num_outputs = len(program.graph_signature.user_outputs)
         output_names = ['output'] if num_outputs == 1 else [
             f'output_{index}' for index in range(num_outputs)]

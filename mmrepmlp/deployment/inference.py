@@ -185,13 +185,18 @@ def _fast_forward(forward, device, dtype, channels_last, compiled):
     return compile_frozen(run, device) if compiled else run
 
 
+def as_channels_last(value):
+    """A 4-D tensor (an image batch) in channels_last memory format; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.dim() == 4:
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
+
+
 def _with_channels_last_inputs(forward):
 
     @functools.wraps(forward)
     def run(*args, **kwargs):
-        args = [a.contiguous(memory_format=torch.channels_last)
-                if isinstance(a, torch.Tensor) and a.dim() == 4 else a for a in args]
-        return forward(*args, **kwargs)
+        return forward(*map(as_channels_last, args), **kwargs)
 
     return run
 

@@ -34,7 +34,12 @@ from mmengine.model import BaseModel
 from ...models.layers import GroupwiseFC
 from ...utils.errors import InputError
 from ..convert import convert_model
-from ..inference import compile_frozen, inductor_available, make_inference_only
+from ..inference import (
+    as_channels_last,
+    compile_frozen,
+    inductor_available,
+    make_inference_only,
+)
 from ..outputs import output_tensors
 from .kernel_sharing import sharing_config
 
@@ -229,9 +234,7 @@ def _export_example(batch):
     fix the batch size to 1); image batches in channels_last, the memory format the int8 convs
     run in, so that layers with a branch per format (the RepMLP block's reassembly) are
     exported in the one that writes runs of channels."""
-    example = batch if len(batch) > 1 else batch.expand(2, *batch.shape[1:])
-    return example.contiguous(memory_format=torch.channels_last) if example.dim() == 4 else (
-        example)
+    return as_channels_last(batch if len(batch) > 1 else batch.expand(2, *batch.shape[1:]))
 
 
 def _observe(prepared, batches):
